@@ -1,0 +1,1 @@
+"""momo-gateway."""

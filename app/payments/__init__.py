@@ -1,0 +1,1 @@
+"""Payments: the state machine, its storage and the storefront's payments API."""

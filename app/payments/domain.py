@@ -1,0 +1,92 @@
+"""The gateway's own vocabulary for payments: statuses, providers, failure codes, actors.
+
+Nothing here knows a provider's JSON. Provider adapters map their wire values onto these types.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Provider(StrEnum):
+    MTN_MOMO = "mtn_momo"
+    AIRTEL_MONEY = "airtel_money"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    SUCCESSFUL = "successful"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    NEEDS_REVIEW = "needs_review"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self is not PaymentStatus.PENDING
+
+
+# A payment in one of these holds its order: money has moved, may still move, or a person must
+# look. A new payment for the same order is refused while one of these exists.
+ORDER_BLOCKING_STATUSES = frozenset(
+    {PaymentStatus.PENDING, PaymentStatus.SUCCESSFUL, PaymentStatus.NEEDS_REVIEW}
+)
+
+# The only transitions the gateway makes. Terminal states absorb repeats; the one way out of a
+# terminal state is to needs_review, when the provider later contradicts what was recorded
+# (money moved after we said failed/expired, or a success the provider now calls failed).
+ALLOWED_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    PaymentStatus.PENDING: frozenset(
+        {
+            PaymentStatus.SUCCESSFUL,
+            PaymentStatus.FAILED,
+            PaymentStatus.EXPIRED,
+            PaymentStatus.NEEDS_REVIEW,
+        }
+    ),
+    PaymentStatus.SUCCESSFUL: frozenset({PaymentStatus.NEEDS_REVIEW}),
+    PaymentStatus.FAILED: frozenset({PaymentStatus.NEEDS_REVIEW}),
+    PaymentStatus.EXPIRED: frozenset({PaymentStatus.NEEDS_REVIEW}),
+    PaymentStatus.NEEDS_REVIEW: frozenset(),
+}
+
+
+class FailureCode(StrEnum):
+    """Stable failure codes the storefront can branch on. The provider's raw reason is kept
+    separately in ``failure_message``."""
+
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    PAYER_NOT_FOUND = "payer_not_found"
+    REJECTED_BY_PAYER = "rejected_by_payer"
+    PAYER_TIMEOUT = "payer_timeout"
+    INCORRECT_PIN = "incorrect_pin"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    INVALID_AMOUNT = "invalid_amount"
+    NOT_ALLOWED = "not_allowed"
+    INVALID_REQUEST = "invalid_request"
+    NOT_FOUND_AT_PROVIDER = "not_found_at_provider"
+    PROVIDER_ERROR = "provider_error"
+    # The gateway's own: pending past PAYMENT_TIMEOUT_SECONDS while the provider still said pending.
+    TIMED_OUT = "timed_out"
+
+
+class Actor(StrEnum):
+    """Who caused a transition; recorded in the audit trail."""
+
+    API = "api"
+    CALLBACK = "callback"
+    RECONCILER = "reconciler"
+
+
+class EventType(StrEnum):
+    PAYMENT_SUCCEEDED = "payment.succeeded"
+    PAYMENT_FAILED = "payment.failed"
+    PAYMENT_EXPIRED = "payment.expired"
+    PAYMENT_NEEDS_REVIEW = "payment.needs_review"
+
+
+EVENT_FOR_STATUS: dict[PaymentStatus, EventType] = {
+    PaymentStatus.SUCCESSFUL: EventType.PAYMENT_SUCCEEDED,
+    PaymentStatus.FAILED: EventType.PAYMENT_FAILED,
+    PaymentStatus.EXPIRED: EventType.PAYMENT_EXPIRED,
+    PaymentStatus.NEEDS_REVIEW: EventType.PAYMENT_NEEDS_REVIEW,
+}

@@ -1,0 +1,1 @@
+"""Inbound provider callbacks: verification, inbox, hand-off to the payment service."""
