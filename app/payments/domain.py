@@ -65,8 +65,6 @@ class FailureCode(StrEnum):
     INVALID_REQUEST = "invalid_request"
     NOT_FOUND_AT_PROVIDER = "not_found_at_provider"
     PROVIDER_ERROR = "provider_error"
-    # The gateway's own: pending past PAYMENT_TIMEOUT_SECONDS while the provider still said pending.
-    TIMED_OUT = "timed_out"
 
 
 class Actor(StrEnum):

@@ -1,0 +1,47 @@
+"""Request dependencies, as ``Annotated`` aliases so routes read like sentences."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.errors import Unauthorized
+from app.merchants.models import Merchant
+from app.merchants.service import merchant_for_api_key
+from app.payments.service import PaymentService
+from app.runtime import Runtime
+
+_bearer = HTTPBearer(auto_error=False, description="The merchant's API key.")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_current_merchant(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Merchant:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("Send your API key as 'Authorization: Bearer <key>'.")
+    async with runtime.sessions() as session:
+        merchant = await merchant_for_api_key(session, credentials.credentials)
+    if merchant is None:
+        raise Unauthorized("Unknown API key.")
+    return merchant
+
+
+CurrentMerchant = Annotated[Merchant, Depends(get_current_merchant)]
+
+
+def get_payment_service(runtime: RuntimeDep) -> PaymentService:
+    return runtime.payments
+
+
+PaymentServiceDep = Annotated[PaymentService, Depends(get_payment_service)]

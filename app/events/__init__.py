@@ -1,0 +1,1 @@
+"""Outbox events and their signed delivery to the storefront."""

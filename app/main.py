@@ -1,0 +1,100 @@
+"""The API application: ``create_app()`` and the ASGI ``app`` that uvicorn serves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.body_limit import BodySizeLimit
+from app.config import Settings
+from app.deps import RuntimeDep
+from app.errors import install_error_handlers
+from app.payments.domain import Provider
+from app.payments.router import router as payments_router
+from app.payments.service import EventNotifier
+from app.providers.base import PaymentProvider
+from app.runtime import build_runtime
+
+API_DESCRIPTION = """
+Collect payments in Uganda through **MTN Mobile Money** and **Airtel Money**.
+
+Authenticate with `Authorization: Bearer <api key>`. Every error is `application/problem+json`
+with a stable `code`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    providers: Mapping[Provider, PaymentProvider] | None = None,
+    notifier: EventNotifier | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await build_runtime(settings, providers=providers, notifier=notifier)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.aclose()
+
+    app = FastAPI(
+        title="momo-gateway",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit)
+    app.include_router(payments_router)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Database and Redis answer")
+    async def readyz(runtime: RuntimeDep) -> JSONResponse:
+        checks: dict[str, Any] = {}
+        try:
+            async with runtime.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception:
+            checks["database"] = "unreachable"
+        if runtime.redis is not None:
+            try:
+                await runtime.redis.ping()
+                checks["redis"] = "ok"
+            except Exception:
+                checks["redis"] = "unreachable"
+        failed = [name for name, state in checks.items() if state != "ok"]
+        if failed:
+            return JSONResponse(
+                {
+                    "type": "https://momo-gateway.dev/problems/not_ready",
+                    "title": "Service Unavailable",
+                    "status": 503,
+                    "detail": f"unreachable: {', '.join(failed)}",
+                    "code": "not_ready",
+                    "checks": checks,
+                },
+                status_code=503,
+                media_type="application/problem+json",
+            )
+        return JSONResponse({"status": "ready", "checks": checks})
+
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # `uvicorn app.main:app` builds the app from the environment on first use, not at import.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,1 @@
+"""Merchants (storefronts): API keys, callback URL, webhook signing secret."""

@@ -1,0 +1,80 @@
+"""Creating merchants and finding the merchant behind an API key."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import new_id
+from app.events.signing import generate_webhook_secret
+from app.merchants.models import Merchant
+
+API_KEY_PREFIX = "mgw_"
+
+
+class InvalidCallbackUrl(ValueError):
+    pass
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def validate_callback_url(url: str) -> str:
+    """The storefront's event URL: absolute http(s) with a host, no credentials in it."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidCallbackUrl("callback URL must be an absolute http:// or https:// URL")
+    if parts.username or parts.password:
+        raise InvalidCallbackUrl("callback URL must not carry credentials")
+    if len(url) > 2048:
+        raise InvalidCallbackUrl("callback URL is longer than 2048 characters")
+    return url.strip()
+
+
+@dataclass(frozen=True)
+class NewMerchantCredentials:
+    """Shown once, at creation: the API key is only stored hashed."""
+
+    id: str
+    name: str
+    api_key: str
+    webhook_secret: str
+    callback_url: str
+
+
+async def create_merchant(
+    sessions: async_sessionmaker[AsyncSession], *, name: str, callback_url: str
+) -> NewMerchantCredentials:
+    if not name.strip():
+        raise ValueError("merchant name must not be empty")
+    url = validate_callback_url(callback_url)
+    api_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    merchant = Merchant(
+        id=new_id("mer"),
+        name=name.strip(),
+        api_key_hash=hash_api_key(api_key),
+        api_key_prefix=api_key[:12],
+        callback_url=url,
+        webhook_secret=generate_webhook_secret(),
+    )
+    async with sessions.begin() as session:
+        session.add(merchant)
+    return NewMerchantCredentials(
+        id=merchant.id,
+        name=merchant.name,
+        api_key=api_key,
+        webhook_secret=merchant.webhook_secret,
+        callback_url=url,
+    )
+
+
+async def merchant_for_api_key(session: AsyncSession, api_key: str) -> Merchant | None:
+    return await session.scalar(
+        select(Merchant).where(Merchant.api_key_hash == hash_api_key(api_key))
+    )

@@ -1,0 +1,21 @@
+"""Every table, imported in one place so Alembic and ``create_all`` see the whole schema."""
+
+from app.db import Base
+from app.events.models import DeliveryAttempt, OutboxEvent
+from app.idempotency import IdempotencyRecord
+from app.merchants.models import Merchant
+from app.payments.models import Payment, PaymentTransition
+from app.server_secrets import ServerSecret
+from app.webhooks.models import ProviderCallback
+
+__all__ = [
+    "Base",
+    "DeliveryAttempt",
+    "IdempotencyRecord",
+    "Merchant",
+    "OutboxEvent",
+    "Payment",
+    "PaymentTransition",
+    "ProviderCallback",
+    "ServerSecret",
+]

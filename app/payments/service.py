@@ -1,0 +1,451 @@
+"""The payment service: the one place a payment is created or changes status.
+
+Reached three ways — the storefront API, provider callbacks and the reconciler — and all three
+end in ``transition``, a conditional update that lets exactly one writer move a payment out of
+its current status, writing the audit row and the storefront's event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.db import new_id, utcnow
+from app.errors import AppError, Conflict, NotFound
+from app.events.models import OutboxEvent
+from app.payments import repository
+from app.payments.domain import (
+    ALLOWED_TRANSITIONS,
+    EVENT_FOR_STATUS,
+    Actor,
+    FailureCode,
+    PaymentStatus,
+    Provider,
+)
+from app.payments.models import Payment
+from app.payments.schemas import payment_json
+from app.payments.validation import NewPayment
+from app.phone import mask
+from app.providers.base import (
+    InitiationOutcome,
+    InitiationResult,
+    PaymentProvider,
+    PaymentRequest,
+    ProviderPaymentStatus,
+    StatusResult,
+)
+from app.providers.errors import ProviderError, ProviderUnavailable
+from app.webhooks.tokens import mtn_callback_url
+
+logger = logging.getLogger(__name__)
+
+
+class EventNotifier(Protocol):
+    """Told, after commit, which events were just created (to schedule their delivery)."""
+
+    async def events_committed(self, event_ids: Sequence[str]) -> None: ...
+
+
+class _NoNotifier:
+    async def events_committed(self, event_ids: Sequence[str]) -> None:
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """A status change to attempt, and what to record with it."""
+
+    to_status: PaymentStatus
+    actor: Actor
+    detail: str | None = None
+    failure_code: FailureCode | None = None
+    failure_message: str | None = None
+    provider_transaction_id: str | None = None
+    reported_amount_minor: int | None = None
+    reported_currency: str | None = None
+
+
+class PaymentService:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        providers: Mapping[Provider, PaymentProvider],
+        callback_secret: bytes,
+        notifier: EventNotifier | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._providers = providers
+        self._callback_secret = callback_secret
+        self._notifier = notifier or _NoNotifier()
+
+    # --- reading ---------------------------------------------------------------------------
+    async def get_payment(self, merchant_id: str, payment_id: str) -> Payment:
+        async with self._sessions() as session:
+            payment = await repository.get_for_merchant(session, merchant_id, payment_id)
+        if payment is None:
+            raise NotFound(f"No payment {payment_id!r}.")
+        return payment
+
+    async def list_payments(
+        self,
+        merchant_id: str,
+        *,
+        limit: int,
+        order_id: str | None = None,
+        status: PaymentStatus | None = None,
+        starting_after: str | None = None,
+    ) -> tuple[Sequence[Payment], bool]:
+        async with self._sessions() as session:
+            after = None
+            if starting_after is not None:
+                after = await repository.get_for_merchant(session, merchant_id, starting_after)
+                if after is None:
+                    raise AppError(
+                        400, "invalid_cursor", f"starting_after {starting_after!r} is unknown"
+                    )
+            return await repository.list_page(
+                session, merchant_id, limit=limit, order_id=order_id, status=status, after=after
+            )
+
+    # --- creating --------------------------------------------------------------------------
+    async def create_payment(self, merchant_id: str, new: NewPayment) -> Payment:
+        """Write-ahead: the pending payment and its reference are committed before the
+        provider is called, so nothing the provider accepts can go unrecorded."""
+        provider = self._provider(new.provider)
+        now = utcnow()
+        payment = Payment(
+            id=new_id("pay"),
+            merchant_id=merchant_id,
+            order_id=new.order_id,
+            provider=new.provider.value,
+            status=PaymentStatus.PENDING.value,
+            amount_minor=new.amount_minor,
+            currency=new.currency,
+            phone_number=new.msisdn,
+            description=new.description,
+            payment_metadata=new.metadata,
+            provider_reference=str(uuid.uuid4()),
+            created_at=now,
+            updated_at=now,
+            check_count=0,
+        )
+        try:
+            async with self._sessions.begin() as session:
+                session.add(payment)
+                await session.flush()
+                repository.add_transition(
+                    session,
+                    payment_id=payment.id,
+                    from_status=None,
+                    to_status=PaymentStatus.PENDING,
+                    actor=Actor.API,
+                    detail="created",
+                    at=now,
+                )
+        except IntegrityError:
+            async with self._sessions() as session:
+                live = await repository.live_payment_for_order(session, merchant_id, new.order_id)
+            if live is None:
+                raise
+            raise Conflict(
+                "order_already_has_payment",
+                f"Order {new.order_id!r} already has a {live.status} payment.",
+                payment_id=live.id,
+            ) from None
+
+        logger.info(
+            "payment created",
+            extra={
+                "payment_id": payment.id,
+                "provider": payment.provider,
+                "phone": mask(payment.phone_number),
+            },
+        )
+        result = await self._initiate(provider, payment)
+        await self._record_initiation(payment, result)
+        return await self._reload(payment.id)
+
+    async def _initiate(self, provider: PaymentProvider, payment: Payment) -> InitiationResult:
+        callback_url = None
+        if payment.provider == Provider.MTN_MOMO.value and self._settings.mtn_momo_callback_url:
+            callback_url = mtn_callback_url(
+                self._settings.mtn_momo_callback_url,
+                self._callback_secret,
+                payment.provider_reference,
+            )
+        request = PaymentRequest(
+            reference=payment.provider_reference,
+            order_id=payment.order_id,
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            msisdn=payment.phone_number,
+            description=payment.description,
+            callback_url=callback_url,
+        )
+        try:
+            return await provider.request_payment(request)
+        except ProviderError as exc:
+            logger.warning(
+                "request-to-pay outcome unknown: %s",
+                type(exc).__name__,
+                extra={"payment_id": payment.id, "provider": payment.provider},
+            )
+        except Exception:
+            # Money may or may not move: never fail the payment on our own error.
+            logger.exception(
+                "request-to-pay raised",
+                extra={"payment_id": payment.id, "provider": payment.provider},
+            )
+        return InitiationResult(outcome=InitiationOutcome.UNKNOWN)
+
+    async def _record_initiation(self, payment: Payment, result: InitiationResult) -> None:
+        now = utcnow()
+        first_check = now + timedelta(seconds=self._settings.reconcile_min_age_seconds)
+        finished = {"initiation_finished_at": now, "next_check_at": first_check}
+        if result.outcome is InitiationOutcome.REFUSED:
+            await self.transition(
+                payment.id,
+                Change(
+                    to_status=PaymentStatus.FAILED,
+                    actor=Actor.API,
+                    detail="refused at initiation",
+                    failure_code=result.failure_code or FailureCode.PROVIDER_ERROR,
+                    failure_message=result.failure_message,
+                ),
+                also=finished,
+            )
+            return
+        async with self._sessions.begin() as session:
+            await repository.update_fields(session, payment.id, finished)
+        logger.info(
+            "request-to-pay %s",
+            result.outcome.value,
+            extra={"payment_id": payment.id, "provider": payment.provider},
+        )
+
+    # --- settling --------------------------------------------------------------------------
+    async def refresh_payment(self, merchant_id: str, payment_id: str) -> Payment:
+        payment = await self.get_payment(merchant_id, payment_id)
+        try:
+            return await self.check_with_provider(payment.id, Actor.API)
+        except ProviderUnavailable:
+            raise AppError(
+                503,
+                "provider_unavailable",
+                f"{payment.provider} did not answer; the payment stays as it is.",
+                headers={"Retry-After": "30"},
+            ) from None
+
+    async def check_with_provider(self, payment_id: str, actor: Actor) -> Payment:
+        """Ask the provider about a payment and apply the answer. Raises ProviderUnavailable."""
+        payment = await self._reload(payment_id)
+        provider = self._provider(Provider(payment.provider))
+        result = await provider.get_status(payment.provider_reference)
+        return await self.apply_status(payment, result, actor)
+
+    async def apply_status(self, payment: Payment, result: StatusResult, actor: Actor) -> Payment:
+        change = self._decide(payment, result, actor)
+        if change is not None:
+            await self.transition(payment.id, change, from_status=PaymentStatus(payment.status))
+        return await self._reload(payment.id)
+
+    def _decide(self, payment: Payment, result: StatusResult, actor: Actor) -> Change | None:
+        """What the provider's answer means for this payment, or None for "nothing yet"."""
+        status = PaymentStatus(payment.status)
+        now = utcnow()
+
+        if result.status is ProviderPaymentStatus.PENDING:
+            timeout = timedelta(seconds=self._settings.payment_timeout_seconds)
+            if status is PaymentStatus.PENDING and now - payment.created_at > timeout:
+                return Change(
+                    to_status=PaymentStatus.EXPIRED,
+                    actor=actor,
+                    detail="still pending at the provider past the payment timeout",
+                    failure_message="The payer did not complete the payment in time.",
+                )
+            return None
+
+        if result.status is ProviderPaymentStatus.NOT_FOUND:
+            # Only a reference whose initiation is over, and old enough for the provider to
+            # have recorded it, is "never accepted"; a slow first attempt may still land.
+            grace = timedelta(seconds=self._settings.reconcile_min_age_seconds)
+            finished = payment.initiation_finished_at
+            if status is PaymentStatus.PENDING and finished is not None and now - finished >= grace:
+                return Change(
+                    to_status=PaymentStatus.FAILED,
+                    actor=actor,
+                    detail="provider does not know the reference",
+                    failure_code=FailureCode.NOT_FOUND_AT_PROVIDER,
+                    failure_message="The provider has no record of this payment.",
+                )
+            return None
+
+        mismatch = self._amount_mismatch(payment, result)
+        if mismatch is not None:
+            logger.error(
+                "provider reports another amount: %s",
+                mismatch,
+                extra={"payment_id": payment.id, "provider": payment.provider},
+            )
+            if status in (PaymentStatus.NEEDS_REVIEW,):
+                return None
+            return Change(
+                to_status=PaymentStatus.NEEDS_REVIEW,
+                actor=actor,
+                detail=mismatch,
+                failure_message=f"Provider reported {result.status.value}: {mismatch}"[:255],
+                reported_amount_minor=result.amount_minor,
+                reported_currency=result.currency,
+                provider_transaction_id=result.provider_transaction_id,
+            )
+
+        if result.status is ProviderPaymentStatus.SUCCESSFUL:
+            if status is PaymentStatus.PENDING:
+                return Change(
+                    to_status=PaymentStatus.SUCCESSFUL,
+                    actor=actor,
+                    provider_transaction_id=result.provider_transaction_id,
+                )
+            if status in (PaymentStatus.FAILED, PaymentStatus.EXPIRED):
+                return self._contradiction(payment, result, actor)
+            return None
+
+        # FAILED at the provider
+        if status is PaymentStatus.PENDING:
+            return Change(
+                to_status=PaymentStatus.FAILED,
+                actor=actor,
+                failure_code=result.failure_code or FailureCode.PROVIDER_ERROR,
+                failure_message=result.failure_message,
+            )
+        if status is PaymentStatus.SUCCESSFUL:
+            return self._contradiction(payment, result, actor)
+        return None
+
+    @staticmethod
+    def _amount_mismatch(payment: Payment, result: StatusResult) -> str | None:
+        if result.amount_minor is not None and result.amount_minor != payment.amount_minor:
+            return f"amount {result.amount_minor} != {payment.amount_minor} (minor units)"
+        if result.currency is not None and result.currency != payment.currency:
+            return f"currency {result.currency} != {payment.currency}"
+        return None
+
+    @staticmethod
+    def _contradiction(payment: Payment, result: StatusResult, actor: Actor) -> Change:
+        detail = f"provider now says {result.status.value}, we recorded {payment.status}"
+        logger.error(detail, extra={"payment_id": payment.id, "provider": payment.provider})
+        return Change(
+            to_status=PaymentStatus.NEEDS_REVIEW,
+            actor=actor,
+            detail=detail,
+            failure_message=detail,
+            provider_transaction_id=result.provider_transaction_id,
+        )
+
+    async def transition(
+        self,
+        payment_id: str,
+        change: Change,
+        *,
+        from_status: PaymentStatus = PaymentStatus.PENDING,
+        also: dict[str, Any] | None = None,
+    ) -> bool:
+        """Move a payment from ``from_status`` to ``change.to_status`` if nobody beat us to it.
+
+        One transaction: the conditional update, the audit row, and (for a terminal status)
+        the outbox event. Returns False, changing nothing, when the payment was no longer in
+        ``from_status`` — terminal states absorb repeats this way.
+        """
+        if change.to_status not in ALLOWED_TRANSITIONS[from_status]:
+            raise ValueError(f"{from_status} → {change.to_status} is not a transition")
+        now = utcnow()
+        values: dict[str, Any] = {
+            "status": change.to_status.value,
+            "updated_at": now,
+            "completed_at": now,
+            **(also or {}),
+        }
+        for field in (
+            "failure_code",
+            "failure_message",
+            "provider_transaction_id",
+            "reported_amount_minor",
+            "reported_currency",
+        ):
+            value = getattr(change, field)
+            if value is not None:
+                values[field] = value.value if isinstance(value, FailureCode) else value
+        if "failure_message" in values:
+            values["failure_message"] = str(values["failure_message"])[:255]
+
+        event_id = new_id("evt")
+        async with self._sessions.begin() as session:
+            # The conditional UPDATE is the transaction's first statement, so SQLite takes
+            # its write lock up front instead of failing to upgrade a read snapshot.
+            won = await repository.conditional_update(session, payment_id, from_status, values)
+            if not won:
+                return False
+            repository.add_transition(
+                session,
+                payment_id=payment_id,
+                from_status=from_status,
+                to_status=change.to_status,
+                actor=change.actor.value,
+                detail=change.detail,
+                at=now,
+            )
+            payment = await repository.get(session, payment_id)
+            assert payment is not None
+            session.add(
+                OutboxEvent(
+                    id=event_id,
+                    merchant_id=payment.merchant_id,
+                    payment_id=payment.id,
+                    type=EVENT_FOR_STATUS[change.to_status].value,
+                    payload={
+                        "id": event_id,
+                        "type": EVENT_FOR_STATUS[change.to_status].value,
+                        "created_at": now.isoformat().replace("+00:00", "Z"),
+                        "data": payment_json(payment),
+                    },
+                    delivery_status="pending",
+                    attempt_count=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+        logger.info(
+            "payment %s → %s",
+            from_status.value,
+            change.to_status.value,
+            extra={"payment_id": payment_id, "actor": change.actor.value},
+        )
+        await self._notifier.events_committed([event_id])
+        return True
+
+    # --- internals -------------------------------------------------------------------------
+    def _provider(self, provider: Provider) -> PaymentProvider:
+        try:
+            return self._providers[provider]
+        except KeyError:
+            raise AppError(
+                503, "provider_not_configured", f"{provider.value} is not configured"
+            ) from None
+
+    async def _reload(self, payment_id: str) -> Payment:
+        async with self._sessions() as session:
+            payment = await repository.get(session, payment_id)
+        if payment is None:
+            raise NotFound(f"No payment {payment_id!r}.")
+        return payment

@@ -1,0 +1,90 @@
+"""Everything a process builds once and shares: engine, sessions, Redis, providers, services.
+
+The API keeps one on ``app.state.runtime``; the worker keeps one in arq's ``ctx``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
+from app.idempotency import IdempotencyStore
+from app.payments.domain import Provider
+from app.payments.service import EventNotifier, PaymentService
+from app.providers.base import PaymentProvider
+from app.server_secrets import get_or_create_secret
+
+logger = logging.getLogger(__name__)
+
+CALLBACK_TOKEN_SECRET_NAME = "callback_token_secret"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis | None
+    providers: Mapping[Provider, PaymentProvider]
+    callback_secret: bytes
+    payments: PaymentService
+    idempotency: IdempotencyStore
+    owns_providers: bool = field(default=True)
+
+    async def aclose(self) -> None:
+        if self.owns_providers:
+            for provider in self.providers.values():
+                await provider.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
+
+
+async def build_runtime(
+    settings: Settings,
+    *,
+    providers: Mapping[Provider, PaymentProvider] | None = None,
+    notifier: EventNotifier | None = None,
+) -> Runtime:
+    engine = create_engine(settings.database_url)
+    sessions = create_sessionmaker(engine)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    owns_providers = providers is None
+    if providers is None:
+        from app.providers.registry import build_providers
+
+        providers = build_providers(settings, redis)
+    if settings.callback_token_secret is not None:
+        secret = settings.callback_token_secret.get_secret_value()
+    else:
+        secret = await get_or_create_secret(sessions, CALLBACK_TOKEN_SECRET_NAME)
+    callback_secret = secret.encode()
+    payments = PaymentService(
+        sessions=sessions,
+        settings=settings,
+        providers=providers,
+        callback_secret=callback_secret,
+        notifier=notifier,
+    )
+    for provider in Provider:
+        state = "configured" if provider in providers else "not configured"
+        logger.info("provider %s %s", provider.value, state)
+    if settings.airtel_money_callback_url:
+        logger.info("Airtel callback URL to register: %s", settings.airtel_money_callback_url)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        redis=redis,
+        providers=providers,
+        callback_secret=callback_secret,
+        payments=payments,
+        idempotency=IdempotencyStore(sessions),
+        owns_providers=owns_providers,
+    )

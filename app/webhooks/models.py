@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, utcnow
+from app.payments.models import AutoId
+
+
+class ProviderCallback(Base):
+    """Inbox: every provider callback as received, with what we made of it.
+
+    ``dedupe_key`` is set only for callbacks that passed verification, so a forged copy of a real
+    callback can never claim the key before the real one arrives.
+    """
+
+    __tablename__ = "provider_callbacks"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    payment_id: Mapped[str | None] = mapped_column(ForeignKey("payments.id"), index=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(160), unique=True)
+    raw_body: Mapped[str] = mapped_column(Text)
+    headers: Mapped[dict[str, Any]]
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(40))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,170 @@
+"""Shared fixtures: a migrated database per backend, the app over HTTP, fake providers.
+
+Database-backed tests run twice, on SQLite and on PostgreSQL (``db_url`` is parametrised);
+the PostgreSQL run skips when no server answers, unless ``MOMO_REQUIRE_SERVICES=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
+from app.main import create_app
+from app.merchants.service import NewMerchantCredentials, create_merchant
+from app.migrate import upgrade_async
+from app.models import Base
+from app.payments.domain import Provider
+from app.runtime import Runtime
+from tests.fakes import FakeProvider
+from tests.services import need_postgres
+
+# Children first, so deletes never trip a foreign key.
+TABLES_IN_DELETE_ORDER = [table.name for table in reversed(Base.metadata.sorted_tables)]
+
+
+async def _create_postgres_database(base_url: str) -> tuple[str, str]:
+    url = make_url(base_url)
+    name = f"momo_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    connection = await asyncpg.connect(
+        user=url.username, password=url.password, host=url.host, port=url.port or 5432,
+        database=url.database,
+    )
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return url.set(database=name).render_as_string(hide_password=False), name
+
+
+async def _drop_postgres_database(base_url: str, name: str) -> None:
+    url = make_url(base_url)
+    connection = await asyncpg.connect(
+        user=url.username, password=url.password, host=url.host, port=url.port or 5432,
+        database=url.database,
+    )
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A freshly migrated database, once per backend per test session."""
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("db") / "gateway.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        name = None
+    else:
+        base = need_postgres()
+        url, name = await _create_postgres_database(base)
+    engine = create_engine(url)
+    await upgrade_async(engine)
+    await engine.dispose()
+    yield url
+    if name is not None:
+        await _drop_postgres_database(need_postgres(), name)
+
+
+@pytest.fixture
+async def clean_db(db_url: str) -> AsyncIterator[str]:
+    """Each test starts with empty tables (the schema stays)."""
+    engine = create_engine(db_url)
+    async with engine.begin() as connection:
+        for table in TABLES_IN_DELETE_ORDER:
+            if table != "alembic_version":
+                await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+    await engine.dispose()
+    yield db_url
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "redis_url": None,
+        "mtn_momo_api_user": "3f2b6c1e-8a4d-4b1e-9d6f-0c7a5e2b1d90",
+        "mtn_momo_api_key": "mtn-api-key",
+        "mtn_momo_subscription_key": "mtn-subscription-key",
+        "mtn_momo_target_env": "sandbox",
+        "mtn_momo_callback_url": "https://gateway.example/api/webhooks/mtn-momo/",
+        "airtel_money_client_id": "airtel-client",
+        "airtel_money_client_secret": "airtel-secret",
+        "callback_token_secret": "callback-token-secret",
+        "reconcile_min_age_seconds": 0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def fake_providers() -> dict[Provider, FakeProvider]:
+    return {
+        Provider.MTN_MOMO: FakeProvider(Provider.MTN_MOMO),
+        Provider.AIRTEL_MONEY: FakeProvider(Provider.AIRTEL_MONEY),
+    }
+
+
+@pytest.fixture
+def settings(clean_db: str) -> Settings:
+    return make_settings(clean_db)
+
+
+@pytest.fixture
+async def app(settings: Settings, fake_providers: dict[Provider, FakeProvider]) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, providers=fake_providers)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+def runtime(app: FastAPI) -> Runtime:
+    runtime: Runtime = app.state.runtime
+    return runtime
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
+        yield http
+
+
+@pytest.fixture
+async def merchant(runtime: Runtime) -> NewMerchantCredentials:
+    return await create_merchant(
+        runtime.sessions, name="Kampala Electronics", callback_url="https://shop.example/hooks"
+    )
+
+
+@pytest.fixture
+async def other_merchant(runtime: Runtime) -> NewMerchantCredentials:
+    return await create_merchant(
+        runtime.sessions, name="Jinja Gadgets", callback_url="https://other.example/hooks"
+    )
+
+
+@pytest.fixture
+def auth(merchant: NewMerchantCredentials) -> dict[str, str]:
+    return {"Authorization": f"Bearer {merchant.api_key}"}
+
+
+async def count_rows(runtime: Runtime, table: str, where: str = "", **params: Any) -> int:
+    async with runtime.engine.connect() as connection:
+        sql = f"SELECT COUNT(*) FROM {table}" + (f" WHERE {where}" if where else "")  # noqa: S608
+        return int((await connection.execute(text(sql), params)).scalar_one())
+
+
+__all__ = ["count_rows", "create_sessionmaker", "make_settings"]
