@@ -67,7 +67,9 @@ def _merchants_create(args: argparse.Namespace) -> int:
                 indent=2,
             )
         )
-        print("Keep the API key now: it is stored hashed and cannot be shown again.", file=sys.stderr)
+        print(
+            "Keep the API key now: it is stored hashed and cannot be shown again.", file=sys.stderr
+        )
         return 0
 
     return asyncio.run(run())

@@ -45,7 +45,8 @@ async def run_idempotently(
     key = _check_key(key)
     claim = await store.claim(merchant_id, key, request_fingerprint(*fingerprint_of))
     if claim.state is ClaimState.REPLAY:
-        assert claim.status_code is not None and claim.body is not None
+        assert claim.status_code is not None
+        assert claim.body is not None
         media_type = PROBLEM_JSON if claim.status_code >= 400 else "application/json"
         return Response(
             content=claim.body.encode(),
@@ -83,6 +84,10 @@ async def _render(run: Callable[[], Awaitable[JSONResponse]]) -> JSONResponse:
         return await run()
     except AppError as exc:
         return problem(
-            exc.status, exc.code, exc.detail, errors=exc.errors, extra=exc.extra,
+            exc.status,
+            exc.code,
+            exc.detail,
+            errors=exc.errors,
+            extra=exc.extra,
             headers=exc.headers,
         )

@@ -22,7 +22,7 @@ from app.server_secrets import get_or_create_secret
 
 logger = logging.getLogger(__name__)
 
-CALLBACK_TOKEN_SECRET_NAME = "callback_token_secret"
+CALLBACK_TOKEN_SECRET_NAME = "callback_token_secret"  # noqa: S105 - a row name, not a secret
 
 
 @dataclass

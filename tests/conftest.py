@@ -39,7 +39,10 @@ async def _create_postgres_database(base_url: str) -> tuple[str, str]:
     url = make_url(base_url)
     name = f"momo_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     connection = await asyncpg.connect(
-        user=url.username, password=url.password, host=url.host, port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        host=url.host,
+        port=url.port or 5432,
         database=url.database,
     )
     try:
@@ -52,7 +55,10 @@ async def _create_postgres_database(base_url: str) -> tuple[str, str]:
 async def _drop_postgres_database(base_url: str, name: str) -> None:
     url = make_url(base_url)
     connection = await asyncpg.connect(
-        user=url.username, password=url.password, host=url.host, port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        host=url.host,
+        port=url.port or 5432,
         database=url.database,
     )
     try:
@@ -62,7 +68,9 @@ async def _drop_postgres_database(base_url: str, name: str) -> None:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-async def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+async def db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
     """A freshly migrated database, once per backend per test session."""
     if request.param == "sqlite":
         path: Path = tmp_path_factory.mktemp("db") / "gateway.db"
@@ -80,7 +88,7 @@ async def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture
-async def clean_db(db_url: str) -> AsyncIterator[str]:
+async def clean_db(db_url: str) -> str:
     """Each test starts with empty tables (the schema stays)."""
     engine = create_engine(db_url)
     async with engine.begin() as connection:
@@ -88,7 +96,7 @@ async def clean_db(db_url: str) -> AsyncIterator[str]:
             if table != "alembic_version":
                 await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
     await engine.dispose()
-    yield db_url
+    return db_url
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
@@ -123,7 +131,9 @@ def settings(clean_db: str) -> Settings:
 
 
 @pytest.fixture
-async def app(settings: Settings, fake_providers: dict[Provider, FakeProvider]) -> AsyncIterator[FastAPI]:
+async def app(
+    settings: Settings, fake_providers: dict[Provider, FakeProvider]
+) -> AsyncIterator[FastAPI]:
     application = create_app(settings, providers=fake_providers)
     async with LifespanManager(application):
         yield application

@@ -1,10 +1,10 @@
 """Provider errors.
 
-    ProviderError
-     ├── ProviderNotConfigured   credentials absent: the provider is switched off
-     ├── ProviderUnavailable     could not get an answer (network, timeouts, 5xx, 429) after retries
-     └── ProviderRejected        a definitive answer that is not a business outcome (bad request,
-                                 bad credentials); carries the mapped failure code
+ProviderError
+ ├── ProviderNotConfigured   credentials absent: the provider is switched off
+ ├── ProviderUnavailable     could not get an answer (network, timeouts, 5xx, 429) after retries
+ └── ProviderRejected        a definitive answer that is not a business outcome (bad request,
+                             bad credentials); carries the mapped failure code
 """
 
 from __future__ import annotations

@@ -1,0 +1,45 @@
+"""Every error is problem+json with a stable code, and nothing internal leaks."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+
+async def test_unknown_route_is_problem_json(client):
+    response = await client.get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "not_found"
+
+
+async def test_wrong_method_is_problem_json(client):
+    response = await client.delete("/v1/payments")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+async def test_unexpected_errors_are_500_without_internals(app, client):
+    router = APIRouter()
+
+    @router.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("SELECT secret FROM vault -- password=hunter2")
+
+    app.include_router(router)
+    from httpx import ASGITransport, AsyncClient
+
+    transport = ASGITransport(app=app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://t") as http:
+        response = await http.get("/boom")
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal_error"
+    assert "SELECT" not in response.text
+    assert "hunter2" not in response.text
+    assert "Traceback" not in response.text
+
+
+async def test_health_and_readiness(client):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"] == "ok"
