@@ -19,6 +19,7 @@ from app.payments.router import router as payments_router
 from app.payments.service import EventNotifier
 from app.providers.base import PaymentProvider
 from app.runtime import build_runtime
+from app.webhooks.router import router as webhooks_router
 
 API_DESCRIPTION = """
 Collect payments in Uganda through **MTN Mobile Money** and **Airtel Money**.
@@ -54,6 +55,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
     app.include_router(payments_router)
+    app.include_router(webhooks_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     async def healthz() -> dict[str, str]:

@@ -19,6 +19,7 @@ from app.payments.domain import Provider
 from app.payments.service import EventNotifier, PaymentService
 from app.providers.base import PaymentProvider
 from app.server_secrets import get_or_create_secret
+from app.webhooks.service import CallbackService
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,11 @@ class Runtime:
     callback_secret: bytes
     payments: PaymentService
     idempotency: IdempotencyStore
+    callbacks: CallbackService
     owns_providers: bool = field(default=True)
 
     async def aclose(self) -> None:
+        await self.callbacks.aclose()
         if self.owns_providers:
             for provider in self.providers.values():
                 await provider.aclose()
@@ -86,5 +89,8 @@ async def build_runtime(
         callback_secret=callback_secret,
         payments=payments,
         idempotency=IdempotencyStore(sessions),
+        callbacks=CallbackService(
+            sessions=sessions, settings=settings, payments=payments, callback_secret=callback_secret
+        ),
         owns_providers=owns_providers,
     )

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,18 @@ def fake_providers() -> dict[Provider, FakeProvider]:
 @pytest.fixture
 def settings(clean_db: str) -> Settings:
     return make_settings(clean_db)
+
+
+@asynccontextmanager
+async def running_app(
+    settings: Settings, providers: Mapping[Provider, Any] | None = None
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app with its lifespan running, and an HTTP client speaking to it in-process."""
+    application = create_app(settings, providers=providers)
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
+            yield application, http
 
 
 @pytest.fixture

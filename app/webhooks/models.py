@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -23,7 +23,8 @@ class ProviderCallback(Base):
     provider: Mapped[str] = mapped_column(String(20))
     payment_id: Mapped[str | None] = mapped_column(ForeignKey("payments.id"), index=True)
     dedupe_key: Mapped[str | None] = mapped_column(String(160), unique=True)
-    raw_body: Mapped[str] = mapped_column(Text)
+    # The exact bytes received (a signature can be re-checked later; may not even be UTF-8).
+    raw_body: Mapped[bytes] = mapped_column(LargeBinary)
     headers: Mapped[dict[str, Any]]
     source_ip: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(40))

@@ -174,7 +174,7 @@ def upgrade() -> None:
         sa.Column("provider", sa.String(length=20), nullable=False),
         sa.Column("payment_id", sa.String(length=40), nullable=True),
         sa.Column("dedupe_key", sa.String(length=160), nullable=True),
-        sa.Column("raw_body", sa.Text(), nullable=False),
+        sa.Column("raw_body", sa.LargeBinary(), nullable=False),
         sa.Column(
             "headers",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
