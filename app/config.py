@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # --- worker --------------------------------------------------------------------------------
     reconcile_interval_seconds: float = Field(default=300, gt=0)
     reconcile_min_age_seconds: float = Field(default=180, ge=0)
+    reconcile_rate_per_second: float = Field(
+        default=10, gt=0, description="Status checks per second per provider, per worker process."
+    )
     event_retry_base_seconds: float = Field(default=30, gt=0)
     event_max_attempts: int = Field(default=12, ge=1)
 

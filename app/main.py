@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import httpx
+from arq import create_pool
+from arq.connections import RedisSettings
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -14,12 +17,14 @@ from app.body_limit import BodySizeLimit
 from app.config import Settings
 from app.deps import RuntimeDep
 from app.errors import install_error_handlers
+from app.events.router import router as events_router
 from app.payments.domain import Provider
 from app.payments.router import router as payments_router
-from app.payments.service import EventNotifier
 from app.providers.base import PaymentProvider
 from app.runtime import build_runtime
 from app.webhooks.router import router as webhooks_router
+from app.workers.embedded import EmbeddedJobs
+from app.workers.settings import ArqNotifier
 
 API_DESCRIPTION = """
 Collect payments in Uganda through **MTN Mobile Money** and **Airtel Money**.
@@ -33,18 +38,31 @@ def create_app(
     settings: Settings | None = None,
     *,
     providers: Mapping[Provider, PaymentProvider] | None = None,
-    notifier: EventNotifier | None = None,
+    background_jobs: bool = True,
+    delivery_client: httpx.AsyncClient | None = None,
 ) -> FastAPI:
+    """The API. ``background_jobs``: without ``REDIS_URL``, run the reconciler and event
+    delivery in this process (the embedded default); tests switch it off to drive jobs
+    themselves."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await build_runtime(settings, providers=providers, notifier=notifier)
+        runtime = await build_runtime(
+            settings, providers=providers, delivery_client=delivery_client
+        )
         app.state.runtime = runtime
-        try:
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(runtime.aclose)
+            if settings.redis_url:
+                pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+                stack.push_async_callback(pool.aclose)
+                runtime.notifier.target = ArqNotifier(pool)
+            elif background_jobs:
+                embedded = EmbeddedJobs(runtime)
+                embedded.start()
+                stack.push_async_callback(embedded.stop)
             yield
-        finally:
-            await runtime.aclose()
 
     app = FastAPI(
         title="momo-gateway",
@@ -55,6 +73,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
     app.include_router(payments_router)
+    app.include_router(events_router)
     app.include_router(webhooks_router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")

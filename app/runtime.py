@@ -6,16 +6,19 @@ The API keeps one on ``app.state.runtime``; the worker keeps one in arq's ``ctx`
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.events.delivery import EventDelivery, build_delivery_client
 from app.idempotency import IdempotencyStore
 from app.payments.domain import Provider
+from app.payments.reconciler import Reconciler
 from app.payments.service import EventNotifier, PaymentService
 from app.providers.base import PaymentProvider
 from app.server_secrets import get_or_create_secret
@@ -24,6 +27,24 @@ from app.webhooks.service import CallbackService
 logger = logging.getLogger(__name__)
 
 CALLBACK_TOKEN_SECRET_NAME = "callback_token_secret"  # noqa: S105 - a row name, not a secret
+
+
+class NotifierSlot:
+    """The payment service's notifier, filled in once the process knows how it runs jobs
+    (arq when Redis is configured, in-process otherwise). Until then: nothing; the outbox
+    sweep delivers regardless."""
+
+    def __init__(self) -> None:
+        self.target: EventNotifier | None = None
+
+    async def events_committed(self, event_ids: Sequence[str]) -> None:
+        if self.target is None:
+            return
+        try:
+            await self.target.events_committed(event_ids)
+        except Exception:
+            # The event is committed; failing to schedule it now only delays it to the sweep.
+            logger.exception("could not schedule event delivery; the outbox sweep will")
 
 
 @dataclass
@@ -37,10 +58,15 @@ class Runtime:
     payments: PaymentService
     idempotency: IdempotencyStore
     callbacks: CallbackService
+    delivery: EventDelivery
+    reconciler: Reconciler
+    notifier: NotifierSlot
+    delivery_client: httpx.AsyncClient
     owns_providers: bool = field(default=True)
 
     async def aclose(self) -> None:
         await self.callbacks.aclose()
+        await self.delivery_client.aclose()
         if self.owns_providers:
             for provider in self.providers.values():
                 await provider.aclose()
@@ -53,7 +79,7 @@ async def build_runtime(
     settings: Settings,
     *,
     providers: Mapping[Provider, PaymentProvider] | None = None,
-    notifier: EventNotifier | None = None,
+    delivery_client: httpx.AsyncClient | None = None,
 ) -> Runtime:
     engine = create_engine(settings.database_url)
     sessions = create_sessionmaker(engine)
@@ -68,6 +94,7 @@ async def build_runtime(
     else:
         secret = await get_or_create_secret(sessions, CALLBACK_TOKEN_SECRET_NAME)
     callback_secret = secret.encode()
+    notifier = NotifierSlot()
     payments = PaymentService(
         sessions=sessions,
         settings=settings,
@@ -75,6 +102,7 @@ async def build_runtime(
         callback_secret=callback_secret,
         notifier=notifier,
     )
+    client = delivery_client or build_delivery_client()
     for provider in Provider:
         state = "configured" if provider in providers else "not configured"
         logger.info("provider %s %s", provider.value, state)
@@ -92,5 +120,14 @@ async def build_runtime(
         callbacks=CallbackService(
             sessions=sessions, settings=settings, payments=payments, callback_secret=callback_secret
         ),
+        delivery=EventDelivery(sessions=sessions, settings=settings, client=client),
+        reconciler=Reconciler(
+            sessions=sessions,
+            settings=settings,
+            payments=payments,
+            rates=dict.fromkeys(Provider, settings.reconcile_rate_per_second),
+        ),
+        notifier=notifier,
+        delivery_client=client,
         owns_providers=owns_providers,
     )

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -30,7 +31,7 @@ from app.models import Base
 from app.payments.domain import Provider
 from app.runtime import Runtime
 from tests.fakes import FakeProvider
-from tests.services import need_postgres
+from tests.services import need_postgres, need_redis
 
 # Children first, so deletes never trip a foreign key.
 TABLES_IN_DELETE_ORDER = [table.name for table in reversed(Base.metadata.sorted_tables)]
@@ -68,35 +69,69 @@ async def _drop_postgres_database(base_url: str, name: str) -> None:
         await connection.close()
 
 
+@asynccontextmanager
+async def migrated_database(kind: str, directory: Path) -> AsyncIterator[str]:
+    """A new database of ``kind`` (sqlite or postgresql) at the latest migration."""
+    name = None
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{directory / 'gateway.db'}"
+    else:
+        url, name = await _create_postgres_database(need_postgres())
+    engine = create_engine(url)
+    await upgrade_async(engine)
+    await engine.dispose()
+    try:
+        yield url
+    finally:
+        if name is not None:
+            await _drop_postgres_database(need_postgres(), name)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 async def db_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
     """A freshly migrated database, once per backend per test session."""
-    if request.param == "sqlite":
-        path: Path = tmp_path_factory.mktemp("db") / "gateway.db"
-        url = f"sqlite+aiosqlite:///{path}"
-        name = None
-    else:
-        base = need_postgres()
-        url, name = await _create_postgres_database(base)
+    async with migrated_database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def pg_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """PostgreSQL only: for what SQLite cannot show (SKIP LOCKED, several workers)."""
+    async with migrated_database("postgresql", tmp_path_factory.mktemp("pg")) as url:
+        yield url
+
+
+async def empty_tables(url: str) -> None:
     engine = create_engine(url)
-    await upgrade_async(engine)
+    async with engine.begin() as connection:
+        for table in TABLES_IN_DELETE_ORDER:
+            await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
     await engine.dispose()
+
+
+@pytest.fixture
+async def clean_pg(pg_url: str) -> str:
+    await empty_tables(pg_url)
+    return pg_url
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """A real Redis database of its own, flushed before and after."""
+    url = need_redis()
+    client = Redis.from_url(url)
+    await client.flushdb()
     yield url
-    if name is not None:
-        await _drop_postgres_database(need_postgres(), name)
+    await client.flushdb()
+    await client.aclose()
 
 
 @pytest.fixture
 async def clean_db(db_url: str) -> str:
     """Each test starts with empty tables (the schema stays)."""
-    engine = create_engine(db_url)
-    async with engine.begin() as connection:
-        for table in TABLES_IN_DELETE_ORDER:
-            if table != "alembic_version":
-                await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
-    await engine.dispose()
+    await empty_tables(db_url)
     return db_url
 
 
@@ -136,7 +171,7 @@ async def running_app(
     settings: Settings, providers: Mapping[Provider, Any] | None = None
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The app with its lifespan running, and an HTTP client speaking to it in-process."""
-    application = create_app(settings, providers=providers)
+    application = create_app(settings, providers=providers, background_jobs=False)
     async with LifespanManager(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
@@ -147,7 +182,7 @@ async def running_app(
 async def app(
     settings: Settings, fake_providers: dict[Provider, FakeProvider]
 ) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, providers=fake_providers)
+    application = create_app(settings, providers=fake_providers, background_jobs=False)
     async with LifespanManager(application):
         yield application
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
@@ -16,7 +16,7 @@ from app.payments.validation import validate_new_payment
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
-_PROBLEMS = {
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON, bad Idempotency-Key or cursor (problem+json)."},
     401: {"description": "Missing or unknown API key (problem+json)."},
     404: {"description": "No such payment for this merchant (problem+json)."},

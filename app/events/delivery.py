@@ -1,0 +1,172 @@
+"""Delivering events to the storefront: signed POSTs, every attempt recorded, retried on a
+schedule until a 2xx or the attempts run out.
+
+At-least-once: an event may arrive twice (a lost acknowledgement, a redelivery), always with the
+same ``webhook-id``, which the storefront dedupes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.db import utcnow
+from app.events import repository
+from app.events.models import DeliveryAttempt, OutboxEvent
+from app.events.schedule import retry_delay
+from app.events.signing import signature_headers
+from app.merchants.models import Merchant
+
+logger = logging.getLogger(__name__)
+
+DELIVERY_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# Longer than one attempt can take, so a claimed event is not sent by two workers at once; if
+# the sender dies, the event is due again once the lease runs out.
+CLAIM_LEASE = timedelta(seconds=60)
+USER_AGENT = "momo-gateway-webhooks/1"
+
+
+def build_delivery_client() -> httpx.AsyncClient:
+    # Redirects are not followed: a signed event goes only where the merchant said.
+    return httpx.AsyncClient(
+        timeout=DELIVERY_TIMEOUT,
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    event_id: str
+    sent: bool  # False: not due, already delivered, or claimed by someone else
+    delivered: bool = False
+    status_code: int | None = None
+
+
+def event_body(event: OutboxEvent) -> bytes:
+    return json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class EventDelivery:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        client: httpx.AsyncClient,
+    ) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._client = client
+
+    async def deliver(self, event_id: str) -> DeliveryResult:
+        """Send one event if it is due and nobody else is sending it."""
+        now = utcnow()
+        async with self._sessions.begin() as session:
+            if not await repository.claim_for_delivery(
+                session, event_id, now=now, lease=CLAIM_LEASE
+            ):
+                return DeliveryResult(event_id, sent=False)
+            event = await session.get(OutboxEvent, event_id)
+            assert event is not None
+            merchant = await session.get(Merchant, event.merchant_id)
+            assert merchant is not None
+            url, secret, body = merchant.callback_url, merchant.webhook_secret, event_body(event)
+            attempt_number = event.attempt_count + 1
+
+        status_code, error, latency_ms = await self._post(url, secret, event_id, body)
+        delivered = status_code is not None and 200 <= status_code < 300
+        await self._record(event_id, attempt_number, delivered, status_code, error, latency_ms)
+        log = logger.info if delivered else logger.warning
+        log(
+            "event delivery attempt %d: %s",
+            attempt_number,
+            status_code if status_code is not None else error,
+            extra={"event_id": event_id, "merchant_id": merchant.id},
+        )
+        return DeliveryResult(event_id, sent=True, delivered=delivered, status_code=status_code)
+
+    async def _post(
+        self, url: str, secret: str, event_id: str, body: bytes
+    ) -> tuple[int | None, str | None, int]:
+        headers = {
+            "Content-Type": "application/json",
+            **signature_headers(secret, event_id, int(time.time()), body),
+        }
+        started = time.perf_counter()
+        try:
+            response = await self._client.post(url, content=body, headers=headers)
+        except httpx.TimeoutException:
+            return None, "timeout", _elapsed_ms(started)
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:255], _elapsed_ms(started)
+        error = None
+        if response.is_redirect:
+            error = f"redirect to {response.headers.get('location', '?')} not followed"[:255]
+        elif not response.is_success:
+            error = f"HTTP {response.status_code}"
+        return response.status_code, error, _elapsed_ms(started)
+
+    async def _record(
+        self,
+        event_id: str,
+        attempt_number: int,
+        delivered: bool,
+        status_code: int | None,
+        error: str | None,
+        latency_ms: int,
+    ) -> None:
+        now = utcnow()
+        if delivered:
+            values: dict[str, object] = {
+                "delivery_status": "delivered",
+                "delivered_at": now,
+                "next_attempt_at": None,
+            }
+        elif attempt_number >= self._settings.event_max_attempts:
+            values = {"delivery_status": "failed", "next_attempt_at": None}
+        else:
+            delay = retry_delay(attempt_number, self._settings.event_retry_base_seconds)
+            values = {"next_attempt_at": now + delay}
+        async with self._sessions.begin() as session:
+            session.add(
+                DeliveryAttempt(
+                    event_id=event_id,
+                    attempted_at=now,
+                    status_code=status_code,
+                    latency_ms=latency_ms,
+                    error=error,
+                )
+            )
+            await session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id == event_id)
+                .values(attempt_count=attempt_number, **values)
+            )
+
+    async def due_events(self, limit: int = 500) -> Sequence[str]:
+        async with self._sessions() as session:
+            return await repository.due_event_ids(session, now=utcnow(), limit=limit)
+
+    async def redeliver(self, event_id: str) -> None:
+        """Queue one more delivery, whatever happened before."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id == event_id)
+                .values(delivery_status="pending", next_attempt_at=utcnow())
+            )
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)

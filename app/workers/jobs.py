@@ -1,0 +1,50 @@
+"""The jobs, as plain functions over a Runtime: the arq tasks and the embedded runner both call
+these. Each is idempotent: running one twice changes nothing the first run did not."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from app.events.delivery import DeliveryResult
+from app.idempotency import IdempotencyStore
+from app.payments.reconciler import SweepReport
+from app.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_BATCH = 500
+DELIVERY_CONCURRENCY = 20
+
+
+async def reconcile_pending(runtime: Runtime) -> SweepReport:
+    return await runtime.reconciler.reconcile()
+
+
+async def deliver_event(runtime: Runtime, event_id: str) -> DeliveryResult:
+    return await runtime.delivery.deliver(event_id)
+
+
+async def sweep_outbox(runtime: Runtime) -> list[DeliveryResult]:
+    """Deliver every event that is due: new ones whose job was lost (Redis down or flushed,
+    a worker killed) and retries whose time has come."""
+    semaphore = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+
+    async def deliver(event_id: str) -> DeliveryResult:
+        async with semaphore:
+            return await runtime.delivery.deliver(event_id)
+
+    due = await runtime.delivery.due_events(limit=OUTBOX_BATCH)
+    results = list(await asyncio.gather(*(deliver(event_id) for event_id in due)))
+    sent = sum(1 for result in results if result.sent)
+    if sent:
+        logger.info(
+            "outbox sweep: %d sent, %d delivered",
+            sent,
+            sum(1 for result in results if result.delivered),
+        )
+    return results
+
+
+async def purge_idempotency_records(runtime: Runtime) -> int:
+    return await IdempotencyStore(runtime.sessions).purge_expired()

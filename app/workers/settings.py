@@ -1,0 +1,119 @@
+"""arq ``WorkerSettings``: ``momo-gateway worker`` runs it against ``REDIS_URL``.
+
+Cron jobs are not unique: every worker sweeps each tick, and the claims (SKIP LOCKED in the
+reconciler, a lease on each event) keep two workers off the same payment or event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from arq import cron
+from arq.connections import ArqRedis, RedisSettings
+from arq.cron import CronJob
+
+from app.config import Settings
+from app.runtime import Runtime, build_runtime
+from app.workers import jobs
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_SWEEP_SECONDS = 10
+
+
+class ArqNotifier:
+    """Enqueue a delivery job for each new event, after its commit."""
+
+    def __init__(self, pool: ArqRedis) -> None:
+        self._pool = pool
+
+    async def events_committed(self, event_ids: Sequence[str]) -> None:
+        for event_id in event_ids:
+            await self._pool.enqueue_job("deliver_event", event_id)
+
+
+# --- tasks: thin wrappers, the work is in app.workers.jobs --------------------------------------
+
+
+async def reconcile_pending(ctx: dict[str, Any]) -> dict[str, int]:
+    report = await jobs.reconcile_pending(ctx["runtime"])
+    return {"claimed": report.claimed, "settled": report.settled}
+
+
+async def sweep_outbox(ctx: dict[str, Any]) -> int:
+    return sum(1 for result in await jobs.sweep_outbox(ctx["runtime"]) if result.sent)
+
+
+async def deliver_event(ctx: dict[str, Any], event_id: str) -> bool:
+    result = await jobs.deliver_event(ctx["runtime"], event_id)
+    return result.delivered
+
+
+async def purge_idempotency_records(ctx: dict[str, Any]) -> int:
+    return await jobs.purge_idempotency_records(ctx["runtime"])
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx.get("settings") or Settings()
+    runtime = await build_runtime(settings, providers=ctx.get("providers"))
+    runtime.notifier.target = ArqNotifier(ctx["redis"])
+    ctx["runtime"] = runtime
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    runtime: Runtime | None = ctx.get("runtime")
+    if runtime is not None:
+        await runtime.aclose()
+
+
+def every(seconds: float) -> dict[str, Any]:
+    """arq cron fields for "every N seconds": N is rounded to a divisor of a minute (below
+    60 s) or of an hour (whole minutes), which is what a cron schedule can express."""
+    whole = max(1, round(seconds))
+    if whole < 60:
+        step = max(d for d in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30) if d <= whole)
+        return {"second": set(range(0, 60, step))}
+    minutes = max(1, round(whole / 60))
+    step = max(d for d in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60) if d <= minutes)
+    return {"minute": set(range(0, 60, step)), "second": {0}}
+
+
+def cron_jobs(settings: Settings) -> list[CronJob]:
+    return [
+        cron(
+            reconcile_pending,
+            unique=False,
+            run_at_startup=True,
+            **every(settings.reconcile_interval_seconds),
+        ),
+        cron(sweep_outbox, unique=False, run_at_startup=True, **every(OUTBOX_SWEEP_SECONDS)),
+        cron(purge_idempotency_records, minute={17}, second={0}),
+    ]
+
+
+def worker_settings(settings: Settings | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``arq.Worker`` (tests add ``burst=True`` and a ctx)."""
+    settings = settings or Settings()
+    if not settings.redis_url:
+        raise RuntimeError("the worker needs REDIS_URL (without it, `serve` runs jobs itself)")
+    return {
+        "functions": [deliver_event, reconcile_pending, sweep_outbox],
+        "cron_jobs": cron_jobs(settings),
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "max_jobs": 20,
+        "job_timeout": 300,
+        "health_check_interval": 30,
+        "ctx": {"settings": settings},
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # `arq app.workers.settings.WorkerSettings` works too; built on first use so that importing
+    # this module never needs REDIS_URL.
+    if name == "WorkerSettings":
+        return type("WorkerSettings", (), worker_settings())
+    raise AttributeError(name)
