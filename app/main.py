@@ -21,6 +21,7 @@ from app.events.router import router as events_router
 from app.payments.domain import Provider
 from app.payments.router import router as payments_router
 from app.providers.base import PaymentProvider
+from app.request_id import RequestId
 from app.runtime import build_runtime
 from app.webhooks.router import router as webhooks_router
 from app.workers.embedded import EmbeddedJobs
@@ -72,6 +73,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(RequestId)
     app.include_router(payments_router)
     app.include_router(events_router)
     app.include_router(webhooks_router)

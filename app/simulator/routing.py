@@ -1,0 +1,127 @@
+"""The route class behind every provider endpoint: counting, latency and injected faults.
+
+Faults are decided before the endpoint runs, so an injected error or hang leaves no trace in the
+ledger — except the "timeout after processing" fault, which lets the endpoint do its work (record
+the charge, issue the token) and then withholds the answer, the case a client can least tell
+apart from success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from app.simulator.config import Endpoint, Faults
+from app.simulator.ledger import PaymentKey, ProviderName
+from app.simulator.state import Simulator
+from app.simulator.stats import FaultKind
+
+
+class WireError(Exception):
+    """Raised by an endpoint to answer with a provider-shaped error right away."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def simulator_of(request: Request) -> Simulator:
+    simulator: Simulator = request.app.state.simulator
+    return simulator
+
+
+def pick_fault(faults: Faults, draw: float) -> FaultKind | None:
+    threshold = 0.0
+    for kind, rate in (
+        (FaultKind.ERROR, faults.error_rate),
+        (FaultKind.RATE_LIMIT, faults.rate_limit_rate),
+        (FaultKind.TIMEOUT, faults.timeout_rate),
+        (FaultKind.TIMEOUT_AFTER_PROCESSING, faults.timeout_after_processing_rate),
+    ):
+        threshold += rate
+        if draw < threshold:
+            return kind
+    return None
+
+
+def hang_released() -> Response:
+    # Only seen by a client that waited longer than the hang (or when the simulator stops).
+    return JSONResponse(status_code=504, content={"message": "simulated timeout"})
+
+
+class ProviderRoute(APIRoute):
+    """Subclassed per provider, which supplies its error bodies and how to find a reference."""
+
+    provider: ClassVar[ProviderName]
+    create_endpoints: ClassVar[frozenset[Endpoint]] = frozenset()
+
+    @classmethod
+    def error_response(cls, status_code: int) -> Response:
+        raise NotImplementedError
+
+    @classmethod
+    def rate_limited_response(cls) -> Response:
+        raise NotImplementedError
+
+    @classmethod
+    async def create_reference(cls, request: Request) -> str | None:
+        """The reference a create request names, read without judging the request."""
+        raise NotImplementedError
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint_handler = super().get_route_handler()
+        endpoint = Endpoint(self.name)
+        route_class = type(self)
+
+        async def handle(request: Request) -> Response:
+            simulator = simulator_of(request)
+            simulator.stats.count_request(endpoint)
+            if endpoint in route_class.create_endpoints:
+                reference = await route_class.create_reference(request)
+                if reference:
+                    request.state.payment_key = (route_class.provider, reference)
+                    simulator.ledger.count_create_request(request.state.payment_key)
+            response = await route_class._answer(simulator, endpoint, request, endpoint_handler)
+            simulator.stats.count_response(endpoint, response.status_code)
+            key: PaymentKey | None = getattr(request.state, "payment_key", None)
+            if key is not None:
+                simulator.ledger.note_create_answer(key, response.status_code)
+            return response
+
+        return handle
+
+    @classmethod
+    async def _answer(
+        cls,
+        simulator: Simulator,
+        endpoint: Endpoint,
+        request: Request,
+        endpoint_handler: Callable[[Request], Coroutine[Any, Any, Response]],
+    ) -> Response:
+        faults = simulator.config.faults_for(endpoint)
+        if faults.latency_seconds:
+            await asyncio.sleep(faults.latency_seconds)
+        # One draw per request whatever the rates, so a seed replays the same sequence.
+        fault = pick_fault(faults, simulator.rng.random())
+        if fault is not None:
+            simulator.stats.count_fault(endpoint, fault)
+        if fault is FaultKind.ERROR:
+            return cls.error_response(faults.error_status)
+        if fault is FaultKind.RATE_LIMIT:
+            return cls.rate_limited_response()
+        if fault is FaultKind.TIMEOUT:
+            await simulator.hang(faults.hang_seconds)
+            return hang_released()
+        try:
+            response = await endpoint_handler(request)
+        except WireError as error:
+            response = error.response
+        if fault is FaultKind.TIMEOUT_AFTER_PROCESSING:
+            await simulator.hang(faults.hang_seconds)
+            return hang_released()
+        return response
