@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     # --- callbacks -----------------------------------------------------------------------------
     trusted_proxies: CommaList = Field(default_factory=list)
     callback_token_secret: SecretStr | None = None
+    callback_verify_deadline_seconds: float = Field(
+        default=1.5,
+        gt=0,
+        description="How long a callback waits for the provider's status before answering "
+        "(MTN waits about 2 s); the check then finishes in the background.",
+    )
 
     # --- payments ------------------------------------------------------------------------------
     min_amount: int = Field(default=100, ge=1)

@@ -40,9 +40,6 @@ from app.webhooks.verification import (
 
 logger = logging.getLogger(__name__)
 
-# MTN is said to wait about 2 s for an answer: past this, the check goes on in the background.
-VERIFY_DEADLINE_SECONDS = 1.5
-
 PROCESSED = {"status": "success", "message": "Webhook processed"}
 ALREADY_PROCESSED = {"status": "success", "message": "Already processed"}
 RECEIVED = {"status": "success", "message": "Webhook received; the status check continues"}
@@ -227,7 +224,9 @@ class CallbackService:
     # --- verify-by-fetch ---------------------------------------------------------------------
     async def _verify_by_fetch(self, payment: Payment, callback_id: int) -> CallbackReply:
         task = asyncio.create_task(self._check(payment.id, callback_id))
-        done, _ = await asyncio.wait({task}, timeout=VERIFY_DEADLINE_SECONDS)
+        # MTN is said to wait about 2 s: past the deadline the check goes on in the background.
+        deadline = self._settings.callback_verify_deadline_seconds
+        done, _ = await asyncio.wait({task}, timeout=deadline)
         if task in done:
             outcome = task.result()
             if outcome is CallbackOutcome.DEFERRED:

@@ -490,3 +490,29 @@ async def test_a_second_forwarded_for_line_cannot_smuggle_an_allowed_address(gat
 
         assert response.status_code == 403
         assert await gw.status_of(payment) == "pending"
+
+
+async def test_a_slow_provider_check_is_answered_in_time_and_finished_later(gateway_factory):
+    async with gateway_factory(callback_verify_deadline_seconds=0.05) as gw:
+        payment = await gw.pay()
+        mtn = gw.providers[Provider.MTN_MOMO]
+        mtn.status = succeeded()
+        release = asyncio.Event()
+        original = mtn.get_status
+
+        async def slow_status(reference):
+            await release.wait()
+            return await original(reference)
+
+        mtn.get_status = slow_status
+
+        response = await gw.http.put(gw.mtn_url(payment), json={"status": "SUCCESSFUL"})
+
+        assert response.status_code == 200
+        assert response.json()["message"].startswith("Webhook received")
+        assert await gw.status_of(payment) == "pending"
+        release.set()
+        deadline = asyncio.get_running_loop().time() + 10
+        while await gw.status_of(payment) != "successful":
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
