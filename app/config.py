@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     event_retry_base_seconds: float = Field(default=30, gt=0)
     event_max_attempts: int = Field(default=12, ge=1)
 
+    worker_metrics_port: int = Field(
+        default=9101, ge=0, le=65535, description="The worker's own /metrics port; 0 = none."
+    )
+
     # --- service -------------------------------------------------------------------------------
     log_level: str = "INFO"
     log_format: str = Field(default="json", description="json, or console for humans")

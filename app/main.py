@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
-from arq import create_pool
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from app.backlog import refresh_backlog_gauges
 from app.body_limit import BodySizeLimit
 from app.config import Settings
 from app.deps import RuntimeDep
@@ -26,6 +28,8 @@ from app.runtime import build_runtime
 from app.webhooks.router import router as webhooks_router
 from app.workers.embedded import EmbeddedJobs
 from app.workers.settings import ArqNotifier
+
+logger = logging.getLogger(__name__)
 
 API_DESCRIPTION = """
 Collect payments in Uganda through **MTN Mobile Money** and **Airtel Money**.
@@ -56,7 +60,9 @@ def create_app(
         async with AsyncExitStack() as stack:
             stack.push_async_callback(runtime.aclose)
             if settings.redis_url:
-                pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+                # Not arq's create_pool: it insists on reaching Redis now, and the API must
+                # start (and take payments) while Redis is away; the outbox sweep catches up.
+                pool = ArqRedis.from_url(settings.redis_url)
                 stack.push_async_callback(pool.aclose)
                 runtime.notifier.target = ArqNotifier(pool)
             elif background_jobs:
@@ -77,6 +83,20 @@ def create_app(
     app.include_router(payments_router)
     app.include_router(events_router)
     app.include_router(webhooks_router)
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"example": "momo_pending_payments 3.0"}}}},
+    )
+    async def metrics(runtime: RuntimeDep) -> PlainTextResponse:
+        try:
+            await refresh_backlog_gauges(runtime.sessions)
+        except Exception:
+            logger.warning("metrics: database unreachable, backlog gauges not refreshed")
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     async def healthz() -> dict[str, str]:

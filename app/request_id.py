@@ -11,6 +11,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.log_config import request_id_var
+from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 logger = logging.getLogger("app.access")
 
@@ -49,6 +50,11 @@ class RequestId:
             await self.app(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
+            elapsed = time.perf_counter() - started
+            # The route template, never the raw path: ids must not become label values.
+            label = getattr(route, "path", "unmatched")
+            HTTP_REQUESTS.labels(scope["method"], label, str(status)).inc()
+            HTTP_LATENCY.labels(scope["method"], label).observe(elapsed)
             logger.info(
                 "%s %s %s",
                 scope["method"],
@@ -58,7 +64,7 @@ class RequestId:
                     "method": scope["method"],
                     "path": getattr(route, "path", scope["path"]),
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "duration_ms": round(elapsed * 1000, 1),
                 },
             )
             request_id_var.reset(token)

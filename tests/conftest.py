@@ -148,6 +148,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "airtel_money_client_secret": "airtel-secret",
         "callback_token_secret": "callback-token-secret",
         "reconcile_min_age_seconds": 0,
+        "worker_metrics_port": 0,
         # Generous, so a loaded machine never turns "processed" into "received" by accident;
         # the deadline itself has its own test.
         "callback_verify_deadline_seconds": 30,

@@ -25,6 +25,7 @@ from app.events.models import DeliveryAttempt, OutboxEvent
 from app.events.schedule import retry_delay
 from app.events.signing import signature_headers
 from app.merchants.models import Merchant
+from app.metrics import DELIVERY_ATTEMPTS
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,9 @@ class EventDelivery:
 
         status_code, error, latency_ms = await self._post(url, secret, event_id, body)
         delivered = status_code is not None and 200 <= status_code < 300
+        DELIVERY_ATTEMPTS.labels(
+            "delivered" if delivered else ("error" if status_code is None else "rejected")
+        ).inc()
         await self._record(event_id, attempt_number, delivered, status_code, error, latency_ms)
         log = logger.info if delivered else logger.warning
         log(

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import utcnow
+from app.metrics import RECONCILE_CHECKS, RECONCILE_RUNS
 from app.payments.domain import Actor, PaymentStatus, Provider
 from app.payments.models import Payment
 from app.payments.service import PaymentService
@@ -137,6 +138,7 @@ class Reconciler:
         payment once. A claimed payment's next check moves past the sweep's start, so it is
         never claimed twice in one sweep, even by another worker sweeping beside this one."""
         started = utcnow()
+        RECONCILE_RUNS.inc()
         report = SweepReport()
         semaphore = asyncio.Semaphore(self._concurrency)
         while report.claimed < max_payments:
@@ -162,6 +164,7 @@ class Reconciler:
             try:
                 updated = await self._payments.check_with_provider(payment.id, Actor.RECONCILER)
             except ProviderError as exc:
+                RECONCILE_CHECKS.labels(payment.provider, "unreachable").inc()
                 report.unreachable += 1
                 logger.warning(
                     "reconcile: provider did not answer (%s)",
@@ -173,6 +176,7 @@ class Reconciler:
                 report.unreachable += 1
                 logger.exception("reconcile: check failed", extra={"payment_id": payment.id})
                 return
+            RECONCILE_CHECKS.labels(payment.provider, updated.status).inc()
             report.statuses[updated.status] = report.statuses.get(updated.status, 0) + 1
             if updated.status != PaymentStatus.PENDING.value:
                 report.settled += 1

@@ -21,6 +21,7 @@ from app.config import Settings
 from app.db import new_id, utcnow
 from app.errors import AppError, Conflict, NotFound
 from app.events.models import OutboxEvent
+from app.metrics import PAYMENT_TRANSITIONS, PAYMENTS_CREATED
 from app.payments import repository
 from app.payments.domain import (
     ALLOWED_TRANSITIONS,
@@ -164,6 +165,7 @@ class PaymentService:
                 payment_id=live.id,
             ) from None
 
+        PAYMENTS_CREATED.labels(payment.provider).inc()
         logger.info(
             "payment created",
             extra={
@@ -407,6 +409,7 @@ class PaymentService:
             )
             payment = await repository.get(session, payment_id)
             assert payment is not None
+            provider = payment.provider
             session.add(
                 OutboxEvent(
                     id=event_id,
@@ -425,6 +428,9 @@ class PaymentService:
                     created_at=now,
                 )
             )
+        PAYMENT_TRANSITIONS.labels(
+            provider, from_status.value, change.to_status.value, change.actor.value
+        ).inc()
         logger.info(
             "payment %s → %s",
             from_status.value,

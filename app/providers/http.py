@@ -27,6 +27,7 @@ from tenacity import (
     retry_if_result,
 )
 
+from app.metrics import PROVIDER_REQUESTS, provider_labels
 from app.providers.errors import ProviderRejected, ProviderUnavailable
 
 logger = logging.getLogger(__name__)
@@ -226,20 +227,32 @@ async def send_with_retries(
         before_sleep=log_retry,
         retry_error_callback=last_outcome,
     )
+    started = time.perf_counter()
+    provider_label, operation_label = provider_labels(operation)
+
+    def observe(outcome: str) -> None:
+        PROVIDER_REQUESTS.labels(provider_label, operation_label, outcome).observe(
+            time.perf_counter() - started
+        )
+
     try:
         response: httpx.Response = await retrying(attempt)
     except httpx.TransportError as exc:
+        observe("unreachable")
         raise ProviderUnavailable(
             f"{operation}: no answer after {attempts} attempt(s) ({type(exc).__name__})"
         ) from exc
     except ProviderRejected as exc:
+        observe("rejected")
         if attempts > 1:
             # Credentials refused on a retry say nothing about the earlier attempt that may
             # have landed: the outcome is unknown, not refused.
             raise ProviderUnavailable(f"{operation}: {exc} on attempt {attempts}") from exc
         raise
     if is_transient(response):
+        observe("unavailable")
         raise ProviderUnavailable(
             f"{operation}: HTTP {response.status_code} after {attempts} attempt(s)"
         )
+    observe(f"{response.status_code // 100}xx")
     return Reply(response=response, attempts=attempts)

@@ -24,6 +24,7 @@ import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app.metrics import TOKEN_CACHE
 from app.providers.errors import ProviderUnavailable
 
 logger = logging.getLogger(__name__)
@@ -136,7 +137,9 @@ class InMemoryTokenCache:
     async def get(self, key: str, fetch: TokenFetcher) -> str:
         cached = self._fresh(key)
         if cached is not None:
+            TOKEN_CACHE.labels("hit").inc()
             return cached
+        TOKEN_CACHE.labels("miss").inc()
         return await self._flights.run(key, lambda: self._refresh(key, fetch))
 
     async def invalidate(self, key: str, *, stale: str | None = None) -> None:
@@ -200,7 +203,9 @@ class RedisTokenCache:
         try:
             cached = await self._read(self._prefix + key)
             if cached is not None:
+                TOKEN_CACHE.labels("hit").inc()
                 return cached
+            TOKEN_CACHE.labels("miss").inc()
             return await self._flights.run(key, lambda: self._refresh(key, fetch))
         except RedisError as exc:
             logger.warning("token cache: Redis unavailable (%s), using memory", type(exc).__name__)

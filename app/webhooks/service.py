@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import utcnow
+from app.metrics import CALLBACKS
 from app.payments import repository
 from app.payments.domain import Actor, PaymentStatus, Provider
 from app.payments.models import Payment
@@ -96,6 +97,11 @@ class CallbackService:
         self._background: set[asyncio.Task[CallbackOutcome]] = set()
 
     async def receive(self, callback: InboundCallback) -> CallbackReply:
+        reply = await self._receive(callback)
+        CALLBACKS.labels(callback.provider.value, reply.outcome.value).inc()
+        return reply
+
+    async def _receive(self, callback: InboundCallback) -> CallbackReply:
         source = client_ip(
             callback.peer,
             callback.headers.get("x-forwarded-for"),

@@ -13,7 +13,9 @@ from typing import Any
 from arq import cron
 from arq.connections import ArqRedis, RedisSettings
 from arq.cron import CronJob
+from prometheus_client import start_http_server
 
+from app.backlog import refresh_backlog_gauges
 from app.config import Settings
 from app.runtime import Runtime, build_runtime
 from app.workers import jobs
@@ -39,6 +41,7 @@ class ArqNotifier:
 
 async def reconcile_pending(ctx: dict[str, Any]) -> dict[str, int]:
     report = await jobs.reconcile_pending(ctx["runtime"])
+    await refresh_backlog_gauges(ctx["runtime"].sessions)
     return {"claimed": report.claimed, "settled": report.settled}
 
 
@@ -57,6 +60,16 @@ async def purge_idempotency_records(ctx: dict[str, Any]) -> int:
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or Settings()
+    if settings.worker_metrics_port and not ctx.get("metrics_started"):
+        # Its own port: the worker's counters live in this process, not the API's.
+        try:
+            start_http_server(settings.worker_metrics_port)
+            ctx["metrics_started"] = True
+        except OSError as exc:
+            # A second worker on one host finds the port taken: it works on, unscraped.
+            logger.warning(
+                "worker metrics port %d unavailable (%s)", settings.worker_metrics_port, exc
+            )
     runtime = await build_runtime(settings, providers=ctx.get("providers"))
     runtime.notifier.target = ArqNotifier(ctx["redis"])
     ctx["runtime"] = runtime

@@ -1,0 +1,51 @@
+"""Prometheus metrics. Labels never carry ids or phone numbers, only small fixed sets.
+
+The collectors are module-level, as prometheus-client intends: one registry per process, read
+by ``/metrics`` on the API and by the worker's own metrics port.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "momo_http_requests_total", "HTTP requests served", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "momo_http_request_duration_seconds", "HTTP request latency", ["method", "route"]
+)
+PAYMENTS_CREATED = Counter("momo_payments_created_total", "Payments created", ["provider"])
+PAYMENT_TRANSITIONS = Counter(
+    "momo_payment_transitions_total",
+    "Payment status transitions",
+    ["provider", "from_status", "to_status", "actor"],
+)
+PROVIDER_REQUESTS = Histogram(
+    "momo_provider_request_duration_seconds",
+    "Calls to a provider, retries included",
+    ["provider", "operation", "outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+)
+TOKEN_CACHE = Counter(
+    "momo_token_cache_requests_total",
+    "OAuth token lookups",
+    ["result"],  # hit | miss
+)
+CALLBACKS = Counter(
+    "momo_callbacks_received_total", "Provider callbacks received", ["provider", "result"]
+)
+PENDING_PAYMENTS = Gauge("momo_pending_payments", "Payments pending", ["provider"])
+OUTBOX_BACKLOG = Gauge("momo_outbox_backlog", "Events not yet delivered (pending)")
+DELIVERY_ATTEMPTS = Counter(
+    "momo_event_delivery_attempts_total", "Storefront delivery attempts", ["result"]
+)
+RECONCILE_RUNS = Counter("momo_reconcile_runs_total", "Reconciler sweeps")
+RECONCILE_CHECKS = Counter(
+    "momo_reconcile_checks_total", "Payments checked by the reconciler", ["provider", "result"]
+)
+
+
+def provider_labels(operation: str) -> tuple[str, str]:
+    """``"mtn.request_to_pay"`` → ``("mtn", "request_to_pay")``."""
+    provider, _, name = operation.partition(".")
+    return provider, name or provider
