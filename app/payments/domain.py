@@ -5,6 +5,7 @@ Nothing here knows a provider's JSON. Provider adapters map their wire values on
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -50,6 +51,11 @@ ALLOWED_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
 }
 
 
+# Longer than any initiation can run (three attempts, 30 s read timeouts, backoff). A payment
+# whose initiation has not finished after this was abandoned by a process that died mid-call.
+ABANDONED_INITIATION_AFTER = timedelta(minutes=10)
+
+
 class FailureCode(StrEnum):
     """Stable failure codes the storefront can branch on. The provider's raw reason is kept
     separately in ``failure_message``."""
@@ -80,6 +86,12 @@ class EventType(StrEnum):
     PAYMENT_FAILED = "payment.failed"
     PAYMENT_EXPIRED = "payment.expired"
     PAYMENT_NEEDS_REVIEW = "payment.needs_review"
+
+
+def initiation_over_at(created_at: datetime, finished_at: datetime | None) -> datetime:
+    """When the request-to-pay call was over: when it finished or, if the process died during
+    it, once it can no longer be running."""
+    return finished_at or created_at + ABANDONED_INITIATION_AFTER
 
 
 EVENT_FOR_STATUS: dict[PaymentStatus, EventType] = {

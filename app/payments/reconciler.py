@@ -15,13 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import utcnow
 from app.metrics import RECONCILE_CHECKS, RECONCILE_RUNS
-from app.payments.domain import Actor, PaymentStatus, Provider
+from app.payments.domain import ABANDONED_INITIATION_AFTER, Actor, PaymentStatus, Provider
 from app.payments.models import Payment
 from app.payments.service import PaymentService
 from app.providers.errors import ProviderError
@@ -94,8 +94,19 @@ class Reconciler:
                 select(Payment.id)
                 .where(
                     Payment.status == PaymentStatus.PENDING.value,
-                    Payment.initiation_finished_at.is_not(None),
-                    Payment.next_check_at <= due_by,
+                    or_(
+                        and_(
+                            Payment.initiation_finished_at.is_not(None),
+                            Payment.next_check_at <= due_by,
+                        ),
+                        # Abandoned mid-initiation (the process died during the call): nobody
+                        # else will ever look at it.
+                        and_(
+                            Payment.initiation_finished_at.is_(None),
+                            Payment.created_at <= now - ABANDONED_INITIATION_AFTER,
+                            or_(Payment.next_check_at.is_(None), Payment.next_check_at <= due_by),
+                        ),
+                    ),
                 )
                 .order_by(Payment.next_check_at)
                 .limit(limit)

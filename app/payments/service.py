@@ -30,6 +30,7 @@ from app.payments.domain import (
     FailureCode,
     PaymentStatus,
     Provider,
+    initiation_over_at,
 )
 from app.payments.models import Payment
 from app.payments.schemas import payment_json
@@ -282,8 +283,8 @@ class PaymentService:
             # Only a reference whose initiation is over, and old enough for the provider to
             # have recorded it, is "never accepted"; a slow first attempt may still land.
             grace = timedelta(seconds=self._settings.reconcile_min_age_seconds)
-            finished = payment.initiation_finished_at
-            if status is PaymentStatus.PENDING and finished is not None and now - finished >= grace:
+            over_at = initiation_over_at(payment.created_at, payment.initiation_finished_at)
+            if status is PaymentStatus.PENDING and now >= over_at and now - over_at >= grace:
                 return Change(
                     to_status=PaymentStatus.FAILED,
                     actor=actor,
