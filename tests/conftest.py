@@ -37,9 +37,9 @@ from tests.services import need_postgres, need_redis
 TABLES_IN_DELETE_ORDER = [table.name for table in reversed(Base.metadata.sorted_tables)]
 
 
-async def _create_postgres_database(base_url: str) -> tuple[str, str]:
+async def _admin_execute(base_url: str, statement: str) -> None:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE need that)."""
     url = make_url(base_url)
-    name = f"momo_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     connection = await asyncpg.connect(
         user=url.username,
         password=url.password,
@@ -48,25 +48,19 @@ async def _create_postgres_database(base_url: str) -> tuple[str, str]:
         database=url.database,
     )
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        await connection.execute(statement)
     finally:
         await connection.close()
-    return url.set(database=name).render_as_string(hide_password=False), name
+
+
+async def _create_postgres_database(base_url: str) -> tuple[str, str]:
+    name = f"momo_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    await _admin_execute(base_url, f'CREATE DATABASE "{name}"')
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False), name
 
 
 async def _drop_postgres_database(base_url: str, name: str) -> None:
-    url = make_url(base_url)
-    connection = await asyncpg.connect(
-        user=url.username,
-        password=url.password,
-        host=url.host,
-        port=url.port or 5432,
-        database=url.database,
-    )
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
+    await _admin_execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @asynccontextmanager

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events.models import DeliveryAttempt, OutboxEvent
+from app.pagination import newest_first_page
 
 
 async def claim_for_delivery(
@@ -83,16 +84,11 @@ async def list_page(
         query = query.where(OutboxEvent.payment_id == payment_id)
     if event_type is not None:
         query = query.where(OutboxEvent.type == event_type)
-    if after is not None:
-        query = query.where(
-            or_(
-                OutboxEvent.created_at < after.created_at,
-                and_(OutboxEvent.created_at == after.created_at, OutboxEvent.id < after.id),
-            )
-        )
-    rows = (
-        await session.scalars(
-            query.order_by(OutboxEvent.created_at.desc(), OutboxEvent.id.desc()).limit(limit + 1)
-        )
-    ).all()
-    return rows[:limit], len(rows) > limit
+    return await newest_first_page(
+        session,
+        query,
+        id_column=OutboxEvent.id,
+        created_column=OutboxEvent.created_at,
+        after=after,
+        limit=limit,
+    )

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.pagination import newest_first_page
 from app.payments.domain import ORDER_BLOCKING_STATUSES, PaymentStatus
 from app.payments.models import Payment, PaymentTransition
 
@@ -56,19 +57,14 @@ async def list_page(
         query = query.where(Payment.order_id == order_id)
     if status is not None:
         query = query.where(Payment.status == status.value)
-    if after is not None:
-        query = query.where(
-            or_(
-                Payment.created_at < after.created_at,
-                and_(Payment.created_at == after.created_at, Payment.id < after.id),
-            )
-        )
-    rows = (
-        await session.scalars(
-            query.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit + 1)
-        )
-    ).all()
-    return rows[:limit], len(rows) > limit
+    return await newest_first_page(
+        session,
+        query,
+        id_column=Payment.id,
+        created_column=Payment.created_at,
+        after=after,
+        limit=limit,
+    )
 
 
 async def conditional_update(

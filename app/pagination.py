@@ -1,0 +1,42 @@
+"""Keyset pagination, newest first, shared by every list endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+
+class Listed(Protocol):
+    id: Any
+    created_at: Any
+
+
+Row = TypeVar("Row", bound=Listed)
+
+
+async def newest_first_page(
+    session: AsyncSession,
+    query: Select[Row],
+    *,
+    id_column: InstrumentedAttribute[str],
+    created_column: InstrumentedAttribute[datetime],
+    after: Listed | None,
+    limit: int,
+) -> tuple[Sequence[Row], bool]:
+    """One page of ``query`` ordered by (created_at, id) descending, starting after ``after``
+    (the last row of the previous page); ``has_more`` says whether another page follows."""
+    if after is not None:
+        query = query.where(
+            or_(
+                created_column < after.created_at,
+                and_(created_column == after.created_at, id_column < after.id),
+            )
+        )
+    ordered = query.order_by(created_column.desc(), id_column.desc()).limit(limit + 1)
+    rows = (await session.scalars(ordered)).all()
+    return rows[:limit], len(rows) > limit
