@@ -19,6 +19,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -135,7 +143,27 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
 
 
+def _database_unavailable(exc: Exception) -> bool:
+    """Connection trouble (server down, connections exhausted, a dropped link), as opposed to a
+    bug in a query: the first is worth retrying, the second is a 500."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or not isinstance(
+            exc, IntegrityError | DataError | ProgrammingError
+        )
+    return isinstance(exc, OSError | TimeoutError)
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    if _database_unavailable(exc):
+        logger.error("database unavailable: %s", type(exc).__name__)
+        return problem(
+            503,
+            "service_unavailable",
+            "A dependency is unavailable; nothing was lost. Retry shortly.",
+            headers={"Retry-After": "5"},
+        )
     logger.exception("unhandled error", exc_info=exc)
     return problem(500, "internal_error", "Something went wrong on our side.")
 

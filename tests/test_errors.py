@@ -43,3 +43,18 @@ async def test_health_and_readiness(client):
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"]["database"] == "ok"
+
+
+async def test_an_unreachable_database_is_503_not_500(fake_providers):
+    from httpx import ASGITransport, AsyncClient
+
+    from tests.conftest import make_settings, running_app
+
+    settings = make_settings("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    async with running_app(settings, fake_providers) as (app, _):
+        transport = ASGITransport(app=app, raise_app_exceptions=False)
+        async with AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.get("/v1/payments", headers={"Authorization": "Bearer mgw_x"})
+    assert response.status_code == 503
+    assert response.json()["code"] == "service_unavailable"
+    assert response.headers["Retry-After"] == "5"
