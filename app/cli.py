@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from app.config import Settings
 from app.log_config import configure_logging
+from app.sandbox_user import add_sandbox_user_command
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--callback-url", required=True, help="where events are POSTed")
     create.set_defaults(func=_merchants_create)
+
+    add_sandbox_user_command(commands)
     return parser
 
 
