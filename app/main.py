@@ -19,8 +19,8 @@ from app.body_limit import BodySizeLimit
 from app.config import Settings
 from app.deps import RuntimeDep
 from app.errors import install_error_handlers
-from app.openapi import customise_openapi
 from app.events.router import router as events_router
+from app.openapi import customise_openapi
 from app.payments.domain import Provider
 from app.payments.router import router as payments_router
 from app.providers.base import PaymentProvider
