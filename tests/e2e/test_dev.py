@@ -29,8 +29,12 @@ async def test_dev_settles_a_payment_and_delivers_its_event(tmp_path, monkeypatc
             created = await http.post(
                 "/v1/payments",
                 headers={"Idempotency-Key": "demo-1"},
-                json={"order_id": "ORD-1001", "amount": "50000", "phone_number": "0772 123 456",
-                      "description": "Order ORD-1001"},
+                json={
+                    "order_id": "ORD-1001",
+                    "amount": "50000",
+                    "phone_number": "0772 123 456",
+                    "description": "Order ORD-1001",
+                },
             )
             assert created.status_code == 201
             payment_id = created.json()["id"]

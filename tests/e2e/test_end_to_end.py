@@ -74,8 +74,13 @@ async def test_a_forged_callback_over_http_changes_nothing(clean_db):
     config = SimulatorConfig(approval_delay_seconds=60, callbacks_enabled=False)
     async with running_stack(clean_db, simulator=config) as stack:
         payment = await stack.pay("0772123456", "FORGED")
-        forged = {"status": "SUCCESSFUL", "amount": "1000", "currency": "UGX",
-                  "externalId": "FORGED", "financialTransactionId": "1"}
+        forged = {
+            "status": "SUCCESSFUL",
+            "amount": "1000",
+            "currency": "UGX",
+            "externalId": "FORGED",
+            "financialTransactionId": "1",
+        }
         base = stack.settings.mtn_momo_callback_url
         reference = payment["provider_reference"]
 
