@@ -100,3 +100,30 @@ async def test_many_concurrent_payments_share_one_token_per_provider(clean_db):
         assert len({p["id"] for p in created}) == 40
         stats = await stack.sim("/_simulator/stats")
         assert stats["token_requests"] == {"mtn_momo": 1, "airtel_money": 1}
+
+
+async def test_the_guides_curl_examples_over_http(clean_db):
+    """ "Test Webhook Locally" and "Test Idempotency" from the original guide, against a real
+    server: the body names the order (externalId), the simulator's status decides."""
+    config = SimulatorConfig(approval_delay_seconds=0, callbacks_enabled=False)
+    async with running_stack(clean_db, simulator=config) as stack:
+        payment = await stack.pay("0772123456", "TEST-001")
+        route = "/api/webhooks/mtn-momo/"
+        local = {
+            "externalId": "TEST-001",
+            "referenceId": "test-uuid-12345",
+            "status": "SUCCESSFUL",
+            "amount": "1000",
+            "currency": "UGX",
+        }
+        first = await stack.gateway.post(route, json=local)
+        assert first.status_code == 200
+        assert first.json() == {"status": "success", "message": "Webhook processed"}
+        assert (await stack.payment(payment["id"]))["status"] == "successful"
+
+        same = {**local, "referenceId": "same-uuid-12345"}
+        once = await stack.gateway.post(route, json=same)
+        twice = await stack.gateway.post(route, json=same)
+        assert once.json() == {"status": "success", "message": "Webhook processed"}
+        assert twice.json() == {"status": "success", "message": "Already processed"}
+        assert await count_rows(stack.runtime, "events") == 1

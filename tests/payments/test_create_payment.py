@@ -290,3 +290,21 @@ async def test_unconfigured_provider_is_refused(runtime, client, auth, settings)
     )
     assert response.status_code == 422
     assert response.json()["code"] == "provider_not_configured"
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("0700123456", "256700123456"),
+        ("256700123456", "256700123456"),
+        ("+256700123456", "256700123456"),
+        ("0750-123-456", "256750123456"),
+    ],
+)
+async def test_the_guides_phone_formats_normalise_over_http(client, auth, typed, stored):
+    response = await client.post(
+        "/v1/payments", json=body(phone_number=typed, provider=...), headers=auth
+    )
+    assert response.status_code == 201
+    assert response.json()["phone_number"] == stored
+    assert response.json()["provider"] == "airtel_money"
