@@ -6,6 +6,8 @@ names its own MTN callback URL, ``/api/webhooks/mtn-momo/{reference}/{token}``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -63,19 +65,43 @@ async def _receive(
     return _render(await runtime.callbacks.receive(callback))
 
 
-@router.api_route("/mtn-momo/", methods=_METHODS, summary="MTN MoMo callback", responses=_RESPONSES)
-@router.api_route("/mtn-momo", methods=_METHODS, include_in_schema=False)
+Handler = Callable[..., Awaitable[JSONResponse]]
+
+
+def callback_route(path: str, *, summary: str, name: str) -> Callable[[Handler], Handler]:
+    """Register ``handler`` for PUT and POST at ``path`` (and without its trailing slash), one
+    operation per method with a stable id: ``{name}_put`` and ``{name}_post``."""
+
+    def register(handler: Handler) -> Handler:
+        for method in _METHODS:
+            router.add_api_route(
+                path,
+                handler,
+                methods=[method],
+                summary=summary,
+                responses=_RESPONSES,
+                operation_id=f"{name}_{method.lower()}",
+            )
+        if path.endswith("/"):
+            router.add_api_route(
+                path.rstrip("/"), handler, methods=_METHODS, include_in_schema=False
+            )
+        return handler
+
+    return register
+
+
+@callback_route("/mtn-momo/", summary="MTN MoMo callback", name="mtn_callback")
 async def mtn_callback(runtime: RuntimeDep, request: Request) -> JSONResponse:
     """The original guide's MTN route: the body names the payment (`referenceId` or
     `externalId`); the provider's status endpoint decides what happened."""
     return await _receive(runtime, request, Provider.MTN_MOMO)
 
 
-@router.api_route(
+@callback_route(
     "/mtn-momo/{reference}/{token}",
-    methods=_METHODS,
     summary="MTN MoMo per-payment callback",
-    responses=_RESPONSES,
+    name="mtn_payment_callback",
 )
 async def mtn_payment_callback(
     runtime: RuntimeDep, request: Request, reference: str, token: str
@@ -85,10 +111,7 @@ async def mtn_payment_callback(
     return await _receive(runtime, request, Provider.MTN_MOMO, reference[:64], token[:128])
 
 
-@router.api_route(
-    "/airtel-money/", methods=_METHODS, summary="Airtel Money callback", responses=_RESPONSES
-)
-@router.api_route("/airtel-money", methods=_METHODS, include_in_schema=False)
+@callback_route("/airtel-money/", summary="Airtel Money callback", name="airtel_callback")
 async def airtel_callback(runtime: RuntimeDep, request: Request) -> JSONResponse:
     """Airtel posts to the one URL registered in its portal; `transaction.id` is ours."""
     return await _receive(runtime, request, Provider.AIRTEL_MONEY)
