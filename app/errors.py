@@ -16,18 +16,13 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import (
-    DataError,
-    DBAPIError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-    ProgrammingError,
-)
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -143,20 +138,35 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
 
 
-def _database_unavailable(exc: Exception) -> bool:
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
     """Connection trouble (server down, connections exhausted, a dropped link), as opposed to a
-    bug in a query: the first is worth retrying, the second is a 500."""
-    if isinstance(exc, OperationalError | InterfaceError):
+    bad query: the first is worth retrying (503), the second is our bug (500)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or not isinstance(
-            exc, IntegrityError | DataError | ProgrammingError
-        )
-    return isinstance(exc, OSError | TimeoutError)
+    if isinstance(exc, InterfaceError | OperationalError):
+        return True  # connection-level by definition (SQLite: locked, cannot open)
+    seen: BaseException | None = exc
+    for _ in range(6):  # the driver's error hides a few causes deep
+        if seen is None:
+            return False
+        if isinstance(seen, _CONNECTION_ERRORS):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    return False
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    if _database_unavailable(exc):
+def unexpected_error_response(exc: BaseException) -> JSONResponse:
+    if database_unavailable(exc):
         logger.error("database unavailable: %s", type(exc).__name__)
         return problem(
             503,
@@ -164,12 +174,42 @@ async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
             "A dependency is unavailable; nothing was lost. Retry shortly.",
             headers={"Retry-After": "5"},
         )
-    logger.exception("unhandled error", exc_info=exc)
+    logger.error("unhandled error", exc_info=exc)
     return problem(500, "internal_error", "Something went wrong on our side.")
+
+
+class UnexpectedErrors:
+    """Answers any exception the routes let through as problem+json, and keeps the connection.
+
+    Starlette's own last-resort handler answers too but then re-raises, so the server logs a
+    crash and drops the keep-alive connection; here the error is logged once and that is all.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise  # too late to answer: let the server close the connection
+            await unexpected_error_response(exc)(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(UnexpectedErrors)

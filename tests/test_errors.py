@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi import APIRouter
 
 
@@ -58,3 +59,35 @@ async def test_an_unreachable_database_is_503_not_500(fake_providers):
     assert response.status_code == 503
     assert response.json()["code"] == "service_unavailable"
     assert response.headers["Retry-After"] == "5"
+
+
+NUL_REQUESTS = [
+    ("GET", "/v1/payments/pay_a%00b", None, 404),
+    ("POST", "/v1/payments/pay_a%00b/refresh", None, 404),
+    ("GET", "/v1/payments?order_id=a%00b", None, 422),
+    ("GET", "/v1/payments?starting_after=a%00b", None, 422),
+    ("GET", "/v1/events?payment_id=a%00b", None, 422),
+    ("GET", "/v1/events/evt_a%00b", None, 404),
+    ("POST", "/v1/events/evt_a%00b/redeliver", None, 404),
+    ("PUT", "/api/webhooks/mtn-momo/", b'{"referenceId": "a\\u0000b"}', 404),
+    ("PUT", "/api/webhooks/mtn-momo/", b'{"externalId": "a\\u0000b"}', 404),
+    ("PUT", "/api/webhooks/mtn-momo/a%00b/token", b"{}", 401),
+    ("POST", "/api/webhooks/airtel-money/", b'{"transaction": {"id": "a\\u0000b"}}', 404),
+    (
+        "POST",
+        "/v1/payments",
+        b'{"order_id": "O-1", "amount": "1000", "phone_number": "0772123456",'
+        b' "metadata": {"k": "a\\u0000b"}}',
+        422,
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status"), NUL_REQUESTS)
+async def test_a_nul_character_anywhere_is_a_client_error(client, auth, method, path, body, status):
+    # PostgreSQL text cannot hold U+0000: such input must be refused before any query.
+    response = await client.request(
+        method, path, content=body, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"

@@ -10,6 +10,7 @@ from app.deps import CurrentMerchant, RuntimeDep
 from app.errors import AppError, NotFound
 from app.events import repository
 from app.events.schemas import EventList, EventOut
+from app.identifiers import IDENTIFIER_PATTERN, is_identifier
 from app.payments.domain import EventType
 from app.runtime import Runtime
 
@@ -23,7 +24,9 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 async def _event_out(runtime: Runtime, merchant_id: str, event_id: str) -> EventOut:
     async with runtime.sessions() as session:
-        event = await repository.get_for_merchant(session, merchant_id, event_id[:64])
+        event = None
+        if is_identifier(event_id):
+            event = await repository.get_for_merchant(session, merchant_id, event_id)
         if event is None:
             raise NotFound(f"No event {event_id!r}.")
         attempts = await repository.attempts_for(session, [event.id])
@@ -39,10 +42,10 @@ async def _event_out(runtime: Runtime, merchant_id: str, event_id: str) -> Event
 async def list_events(
     merchant: CurrentMerchant,
     runtime: RuntimeDep,
-    payment_id: Annotated[str | None, Query(max_length=64)] = None,
+    payment_id: Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)] = None,
     type: Annotated[EventType | None, Query(description="e.g. payment.succeeded")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    starting_after: Annotated[str | None, Query(max_length=64)] = None,
+    starting_after: Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)] = None,
 ) -> EventList:
     async with runtime.sessions() as session:
         after = None

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from app.deps import CurrentMerchant, PaymentServiceDep, RuntimeDep
 from app.errors import AppError
 from app.idempotency_http import IDEMPOTENCY_KEY_DESCRIPTION, run_idempotently
+from app.identifiers import IDENTIFIER_PATTERN, is_identifier
 from app.payments.domain import PaymentStatus
 from app.payments.schemas import CreatePaymentRequest, PaymentList, PaymentOut
 from app.payments.validation import validate_new_payment
@@ -68,11 +69,12 @@ async def create_payment(
 async def list_payments(
     merchant: CurrentMerchant,
     service: PaymentServiceDep,
-    order_id: Annotated[str | None, Query(max_length=64)] = None,
+    order_id: Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)] = None,
     status: PaymentStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[
-        str | None, Query(max_length=64, description="Last payment id of the previous page.")
+        str | None,
+        Query(pattern=IDENTIFIER_PATTERN, description="Last payment id of the previous page."),
     ] = None,
 ) -> PaymentList:
     payments, has_more = await service.list_payments(
@@ -112,6 +114,6 @@ async def refresh_payment(
 
 
 def _checked_id(payment_id: str) -> str:
-    if len(payment_id) > 64:
+    if not is_identifier(payment_id):
         raise AppError(404, "not_found", "No such payment.")
     return payment_id

@@ -18,6 +18,16 @@ MAX_METADATA_BYTES = 4096
 DESCRIPTION_MAX_LENGTH = 128
 
 
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
 class CreatePaymentRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -62,6 +72,9 @@ class CreatePaymentRequest(BaseModel):
             encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
         except ValueError:
             raise ValueError("metadata must be plain JSON (no NaN or Infinity)") from None
+        if _holds_nul(value):
+            # PostgreSQL's JSON cannot hold U+0000.
+            raise ValueError("metadata must not contain NUL characters")
         if len(encoded.encode()) > MAX_METADATA_BYTES:
             raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON")
         return value

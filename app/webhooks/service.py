@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import utcnow
+from app.identifiers import is_identifier
 from app.metrics import CALLBACKS
 from app.payments import repository
 from app.payments.domain import Actor, PaymentStatus, Provider
@@ -201,6 +202,8 @@ class CallbackService:
         return parse_airtel_callback(callback.raw_body)
 
     async def _find_payment(self, callback: InboundCallback, hint: CallbackHint) -> Payment | None:
+        if callback.path_reference is not None and not is_identifier(callback.path_reference):
+            return None
         reference = callback.path_reference or hint.reference
         async with self._sessions() as session:
             if reference is not None:

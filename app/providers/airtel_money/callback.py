@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from app.identifiers import identifier_or_none
 from app.webhooks.hints import CallbackHint, MalformedCallback
 
 _MAX_ID = 64
@@ -18,11 +19,8 @@ def parse_airtel_callback(raw_body: bytes) -> CallbackHint:
     if not isinstance(body, dict) or not isinstance(body.get("transaction"), dict):
         raise MalformedCallback("Airtel callback must be an object with a transaction object")
     transaction = body["transaction"]
-    reference = transaction.get("id")
     status = transaction.get("status_code")
     return CallbackHint(
-        reference=reference
-        if isinstance(reference, str) and 0 < len(reference) <= _MAX_ID
-        else None,
+        reference=identifier_or_none(transaction.get("id")),
         claimed_status=status if isinstance(status, str) and len(status) <= _MAX_ID else None,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from app.identifiers import identifier_or_none
 from app.webhooks.hints import CallbackHint, MalformedCallback
 
 _MAX_ID = 64
@@ -22,6 +23,10 @@ def _text(body: dict[str, Any], key: str) -> str | None:
     return None
 
 
+def _identifier(body: dict[str, Any], key: str) -> str | None:
+    return identifier_or_none(body.get(key))
+
+
 def parse_mtn_callback(raw_body: bytes) -> CallbackHint:
     try:
         body = json.loads(raw_body)
@@ -30,7 +35,7 @@ def parse_mtn_callback(raw_body: bytes) -> CallbackHint:
     if not isinstance(body, dict):
         raise MalformedCallback("MTN callback must be a JSON object")
     return CallbackHint(
-        reference=_text(body, "referenceId"),
-        order_id=_text(body, "externalId"),
+        reference=_identifier(body, "referenceId"),
+        order_id=_identifier(body, "externalId"),
         claimed_status=_text(body, "status"),
     )
