@@ -8,8 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.errors import Unauthorized
-from app.merchants.models import Merchant
-from app.merchants.service import merchant_for_api_key
+from app.merchants.auth import AuthenticatedMerchant
 from app.payments.service import PaymentService
 from app.runtime import Runtime
 
@@ -27,17 +26,16 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 async def get_current_merchant(
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Merchant:
+) -> AuthenticatedMerchant:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Send your API key as 'Authorization: Bearer <key>'.")
-    async with runtime.sessions() as session:
-        merchant = await merchant_for_api_key(session, credentials.credentials)
+    merchant = await runtime.merchant_keys.merchant_for(credentials.credentials)
     if merchant is None:
         raise Unauthorized("Unknown API key.")
     return merchant
 
 
-CurrentMerchant = Annotated[Merchant, Depends(get_current_merchant)]
+CurrentMerchant = Annotated[AuthenticatedMerchant, Depends(get_current_merchant)]
 
 
 def get_payment_service(runtime: RuntimeDep) -> PaymentService:

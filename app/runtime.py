@@ -17,6 +17,7 @@ from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.events.delivery import EventDelivery, build_delivery_client
 from app.idempotency import IdempotencyStore
+from app.merchants.auth import ApiKeyCache
 from app.payments.domain import Provider
 from app.payments.reconciler import Reconciler
 from app.payments.service import EventNotifier, PaymentService
@@ -62,6 +63,7 @@ class Runtime:
     reconciler: Reconciler
     notifier: NotifierSlot
     delivery_client: httpx.AsyncClient
+    merchant_keys: ApiKeyCache
     owns_providers: bool = field(default=True)
 
     async def aclose(self) -> None:
@@ -129,5 +131,6 @@ async def build_runtime(
         ),
         notifier=notifier,
         delivery_client=client,
+        merchant_keys=ApiKeyCache(sessions),
         owns_providers=owns_providers,
     )
