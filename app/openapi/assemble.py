@@ -19,7 +19,6 @@ from app.openapi.examples import (
     HEALTH_SCHEMA,
     MTN_CALLBACK_EXAMPLES,
     MTN_CALLBACK_SCHEMA,
-    PAYMENT_EXAMPLE,
     READINESS_SCHEMA,
 )
 from app.openapi.problems import (
@@ -39,6 +38,7 @@ from app.openapi.storefront_events import (
     storefront_webhooks,
 )
 from app.payments.domain import EventType
+from app.payments.schemas import PAYMENT_EXAMPLE
 
 _HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 
 from app.events.signing import signature_headers
-from app.openapi.examples import FINAL_PAYMENTS, PAYMENT_EXAMPLE
+from app.openapi.examples import FINAL_PAYMENTS
 from app.openapi.schema import REF, Schema
 from app.payments.domain import EventType
+from app.payments.schemas import PAYMENT_EXAMPLE
 
 STOREFRONT_EVENT_SCHEMA: Schema = {
     "title": "StorefrontEvent",

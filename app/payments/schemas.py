@@ -89,6 +89,27 @@ class CreatePaymentRequest(BaseModel):
         return value
 
 
+PAYMENT_EXAMPLE: dict[str, Any] = {
+    "id": "pay_0193b2c4f1a2d41f8e0c2b7a9d3e5f61",
+    "object": "payment",
+    "status": "pending",
+    "provider": "mtn_momo",
+    "order_id": "ORD-1001",
+    "amount": "50000",
+    "currency": "UGX",
+    "phone_number": "256772123456",
+    "description": "Order ORD-1001",
+    "metadata": {"cart": "c_77"},
+    "provider_reference": "8f1c2a4e-6b1d-4d55-9a53-2f7f3c1e9b10",
+    "provider_transaction_id": None,
+    "failure_code": None,
+    "failure_message": None,
+    "created_at": "2026-01-13T09:30:00Z",
+    "updated_at": "2026-01-13T09:30:00Z",
+    "completed_at": None,
+}
+
+
 class PaymentOut(BaseModel):
     id: str
     object: Literal["payment"] = "payment"
@@ -108,31 +129,7 @@ class PaymentOut(BaseModel):
     updated_at: datetime
     completed_at: datetime | None
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "pay_0193b2c4f1a2d41f8e0c2b7a9d3e5f61",
-                    "object": "payment",
-                    "status": "pending",
-                    "provider": "mtn_momo",
-                    "order_id": "ORD-1001",
-                    "amount": "50000",
-                    "currency": "UGX",
-                    "phone_number": "256772123456",
-                    "description": "Order ORD-1001",
-                    "metadata": {"cart": "c_77"},
-                    "provider_reference": "8f1c2a4e-6b1d-4d55-9a53-2f7f3c1e9b10",
-                    "provider_transaction_id": None,
-                    "failure_code": None,
-                    "failure_message": None,
-                    "created_at": "2026-01-13T09:30:00Z",
-                    "updated_at": "2026-01-13T09:30:00Z",
-                    "completed_at": None,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [PAYMENT_EXAMPLE]})
 
     @classmethod
     def of(cls, payment: Payment) -> PaymentOut:
