@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -68,6 +70,25 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
+T = TypeVar("T")
+
+
+async def retry_once_on_disconnect(work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` (a whole transaction) again once if its connection turned out to be dead.
+
+    The pool does not ping connections before use (a round trip per checkout would double the
+    database traffic of a payment); a connection broken since its last use fails on first use
+    and is discarded, and this retry takes a fresh one. Only for writes that must not be lost,
+    such as recording what a provider just accepted.
+    """
+    try:
+        return await work()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        return await work()
+
+
 def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
     if database_url.startswith("sqlite"):
         engine = create_async_engine(
@@ -75,8 +96,10 @@ def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
         )
         _tune_sqlite(engine)
         return engine
+    # No pre-ping (see retry_once_on_disconnect); connections are recycled before a server or
+    # proxy idle timeout is likely to cut them.
     return create_async_engine(
-        database_url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
+        database_url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800
     )
 
 

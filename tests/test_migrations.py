@@ -62,3 +62,38 @@ def test_cli_migrate_builds_the_schema_from_empty(tmp_path, monkeypatch):
     with sqlite3.connect(tmp_path / "cli.db") as connection:
         names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     assert "payments" not in names
+
+
+async def test_a_dead_pooled_connection_costs_one_retry_not_a_lost_write(clean_pg):
+    """The pool does not ping before use; a write that must not be lost survives a connection
+    the server dropped since its last use."""
+    from sqlalchemy import text
+
+    from app.db import create_engine, create_sessionmaker, retry_once_on_disconnect
+
+    engine = create_engine(clean_pg)
+    sessions = create_sessionmaker(engine)
+    try:
+        async with sessions() as session:  # leaves one idle connection in the pool
+            await session.execute(text("SELECT 1"))
+        admin = create_engine(clean_pg)  # its own pool: the idle connection stays where it is
+        async with admin.connect() as connection:
+            await connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        await admin.dispose()
+        attempts = 0
+
+        async def write() -> int:
+            nonlocal attempts
+            attempts += 1
+            async with sessions.begin() as session:
+                return int((await session.execute(text("SELECT 42"))).scalar_one())
+
+        assert await retry_once_on_disconnect(write) == 42
+        assert attempts == 2  # the first try met the dead connection
+    finally:
+        await engine.dispose()

@@ -81,6 +81,20 @@ async def conditional_update(
     return int(result.rowcount) == 1  # type: ignore[attr-defined]
 
 
+async def update_returning(
+    session: AsyncSession, payment_id: str, values: dict[str, Any]
+) -> Payment:
+    """Update and read back in one round trip."""
+    result = await session.execute(
+        update(Payment)
+        .where(Payment.id == payment_id)
+        .values(**values)
+        .returning(Payment)
+        .execution_options(synchronize_session=False)
+    )
+    return result.scalar_one()
+
+
 async def update_fields(session: AsyncSession, payment_id: str, values: dict[str, Any]) -> None:
     await session.execute(
         update(Payment)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db import new_id, utcnow
+from app.db import new_id, retry_once_on_disconnect, utcnow
 from app.errors import AppError, Conflict, NotFound
 from app.events.models import OutboxEvent
 from app.metrics import PAYMENT_TRANSITIONS, PAYMENTS_CREATED
@@ -176,8 +176,7 @@ class PaymentService:
             },
         )
         result = await self._initiate(provider, payment)
-        await self._record_initiation(payment, result)
-        return await self._reload(payment.id)
+        return await self._record_initiation(payment, result)
 
     async def _initiate(self, provider: PaymentProvider, payment: Payment) -> InitiationResult:
         callback_url = None
@@ -212,30 +211,36 @@ class PaymentService:
             )
         return InitiationResult(outcome=InitiationOutcome.UNKNOWN)
 
-    async def _record_initiation(self, payment: Payment, result: InitiationResult) -> None:
+    async def _record_initiation(self, payment: Payment, result: InitiationResult) -> Payment:
         now = utcnow()
         first_check = now + timedelta(seconds=self._settings.reconcile_min_age_seconds)
         finished = {"initiation_finished_at": now, "next_check_at": first_check}
         if result.outcome is InitiationOutcome.REFUSED:
-            await self.transition(
-                payment.id,
-                Change(
-                    to_status=PaymentStatus.FAILED,
-                    actor=Actor.API,
-                    detail="refused at initiation",
-                    failure_code=result.failure_code or FailureCode.PROVIDER_ERROR,
-                    failure_message=result.failure_message,
-                ),
-                also=finished,
+            refusal = Change(
+                to_status=PaymentStatus.FAILED,
+                actor=Actor.API,
+                detail="refused at initiation",
+                failure_code=result.failure_code or FailureCode.PROVIDER_ERROR,
+                failure_message=result.failure_message,
             )
-            return
-        async with self._sessions.begin() as session:
-            await repository.update_fields(session, payment.id, finished)
+            # A conditional update: running it twice cannot fail the payment twice.
+            await retry_once_on_disconnect(
+                lambda: self.transition(payment.id, refusal, also=finished)
+            )
+            return await self._reload(payment.id)
+        recorded = await retry_once_on_disconnect(
+            lambda: self._finish_initiation(payment.id, finished)
+        )
         logger.info(
             "request-to-pay %s",
             result.outcome.value,
             extra={"payment_id": payment.id, "provider": payment.provider},
         )
+        return recorded
+
+    async def _finish_initiation(self, payment_id: str, finished: dict[str, Any]) -> Payment:
+        async with self._sessions.begin() as session:
+            return await repository.update_returning(session, payment_id, finished)
 
     # --- settling --------------------------------------------------------------------------
     async def refresh_payment(self, merchant_id: str, payment_id: str) -> Payment:
