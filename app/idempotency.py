@@ -1,8 +1,9 @@
 """Idempotency-Key storage (Stripe / IETF draft semantics), kept in the database.
 
-A key is claimed by inserting its row before the request runs; the unique constraint decides
-between two concurrent requests with one key. The finished response is stored on the row and
-replayed byte for byte.
+A key is claimed by inserting its row in the same transaction as the payment it creates (so
+nothing is claimed for a request refused before it did anything); the unique constraint decides
+between two concurrent requests with one key. The finished response is stored on the row, in
+the transaction that records the payment's outcome, and replayed byte for byte.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Integer, String, Text, UniqueConstraint, delete, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -48,7 +48,8 @@ def request_fingerprint(method: str, path: str, payload: Any) -> str:
 
 
 class ClaimState(StrEnum):
-    CLAIMED = "claimed"  # run the request, then store its response
+    CLAIMED = "claimed"  # nobody holds the key (any more): run the request and claim it
+    TAKEN_OVER = "taken_over"  # we now hold an abandoned claim: run without claiming again
     REPLAY = "replay"  # same request already answered: send the stored response
     MISMATCH = "mismatch"  # key reused with another request
     IN_PROGRESS = "in_progress"  # the first request with this key is still running
@@ -65,52 +66,62 @@ class IdempotencyStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def claim(self, merchant_id: str, key: str, fingerprint: str) -> Claim:
+    def add_claim(
+        self, session: AsyncSession, merchant_id: str, key: str, fingerprint: str
+    ) -> None:
+        """Claim ``key`` inside the caller's transaction (the one that writes the payment), so
+        that claim and payment commit together; a taken key fails that transaction's flush."""
         now = utcnow()
-        try:
-            async with self._sessions.begin() as session:
-                session.add(
-                    IdempotencyRecord(
-                        merchant_id=merchant_id,
-                        key=key,
-                        request_hash=fingerprint,
-                        locked_at=now,
-                        created_at=now,
-                    )
-                )
-            return Claim(ClaimState.CLAIMED)
-        except IntegrityError:
-            pass
+        session.add(
+            IdempotencyRecord(
+                merchant_id=merchant_id,
+                key=key,
+                request_hash=fingerprint,
+                locked_at=now,
+                created_at=now,
+            )
+        )
+
+    async def resolve(self, merchant_id: str, key: str, fingerprint: str) -> Claim:
+        """What to do with a request whose key is already taken."""
+        now = utcnow()
         async with self._sessions.begin() as session:
             record = await _find(session, merchant_id, key)
-            if record is None:  # expired and purged between our insert and this read
-                return await self.claim(merchant_id, key, fingerprint)
+            if record is None:  # purged, or its request failed and released it: run it
+                return Claim(ClaimState.CLAIMED)
             if record.request_hash != fingerprint:
                 return Claim(ClaimState.MISMATCH)
             if record.response_status is not None:
                 return Claim(ClaimState.REPLAY, record.response_status, record.response_body)
-            if record.locked_at is not None and now - record.locked_at > STALE_CLAIM_AFTER:
-                # Take over an abandoned claim, atomically so only one taker wins.
+            stale_before = now - STALE_CLAIM_AFTER
+            if record.locked_at is not None and record.locked_at < stale_before:
+                # Take over an abandoned claim; the condition lets only one taker win.
                 taken = await session.execute(
                     update(IdempotencyRecord)
                     .where(
                         IdempotencyRecord.id == record.id,
-                        IdempotencyRecord.locked_at == record.locked_at,
+                        IdempotencyRecord.locked_at < stale_before,
                         IdempotencyRecord.response_status.is_(None),
                     )
                     .values(locked_at=now)
                 )
                 if taken.rowcount == 1:  # type: ignore[attr-defined]
-                    return Claim(ClaimState.CLAIMED)
+                    return Claim(ClaimState.TAKEN_OVER)
             return Claim(ClaimState.IN_PROGRESS)
+
+    async def complete_in(
+        self, session: AsyncSession, merchant_id: str, key: str, status_code: int, body: str
+    ) -> None:
+        """Store the response inside the caller's transaction."""
+        await session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key)
+            .values(response_status=status_code, response_body=body, locked_at=None)
+        )
 
     async def complete(self, merchant_id: str, key: str, status_code: int, body: str) -> None:
         async with self._sessions.begin() as session:
-            await session.execute(
-                update(IdempotencyRecord)
-                .where(IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key)
-                .values(response_status=status_code, response_body=body, locked_at=None)
-            )
+            await self.complete_in(session, merchant_id, key, status_code, body)
 
     async def release(self, merchant_id: str, key: str) -> None:
         """Forget a claim whose request failed unexpectedly, so the client may retry."""

@@ -1,16 +1,22 @@
-"""Running a request under an ``Idempotency-Key``: claim, run, store, replay."""
+"""Running a payment creation under an ``Idempotency-Key``: claim, run, store, replay.
+
+The claim commits with the payment's write-ahead row and the response with its outcome (see
+``IdempotentCreation``), so a keyed request costs no transaction of its own.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from fastapi import Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import PROBLEM_JSON, AppError, problem
-from app.idempotency import ClaimState, IdempotencyStore, request_fingerprint
+from app.idempotency import ClaimState, IdempotencyStore
+from app.payments.models import Payment
+from app.payments.service import HookConflict
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +27,11 @@ IDEMPOTENCY_KEY_DESCRIPTION = (
     "another body it is refused (422); while the first request runs, 409. Kept 24 hours."
 )
 
+Render = Callable[[Payment], JSONResponse]
+Create = Callable[["IdempotentCreation | None"], Awaitable[Payment]]
 
-def _check_key(key: str) -> str:
+
+def check_key(key: str) -> str:
     if not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise AppError(
             400,
@@ -32,33 +41,82 @@ def _check_key(key: str) -> str:
     return key
 
 
-async def run_idempotently(
+class IdempotentCreation:
+    """The payment service's creation hooks for one keyed request."""
+
+    def __init__(
+        self,
+        store: IdempotencyStore,
+        *,
+        merchant_id: str,
+        key: str,
+        fingerprint: str,
+        render: Render,
+    ) -> None:
+        self._store = store
+        self._merchant_id = merchant_id
+        self._key = key
+        self._fingerprint = fingerprint
+        self._render = render
+        self.already_claimed = False  # set when we took over an abandoned claim
+        self.holds_claim = False  # our claim is committed and has no response yet
+        self.response: JSONResponse | None = None
+
+    def in_first_transaction(self, session: AsyncSession) -> None:
+        if not self.already_claimed:
+            self._store.add_claim(session, self._merchant_id, self._key, self._fingerprint)
+
+    def first_transaction_committed(self) -> None:
+        self.holds_claim = True
+
+    async def release(self) -> None:
+        await self._store.release(self._merchant_id, self._key)
+        self.holds_claim = False
+
+    async def in_last_transaction(self, session: AsyncSession, payment: Payment) -> None:
+        response = self._render(payment)
+        await self._store.complete_in(
+            session,
+            self._merchant_id,
+            self._key,
+            response.status_code,
+            bytes(response.body).decode(),
+        )
+        self.response = response
+        self.holds_claim = False
+
+
+async def create_idempotently(
     store: IdempotencyStore,
     *,
     merchant_id: str,
     key: str | None,
-    fingerprint_of: tuple[str, str, Any],
-    run: Callable[[], Awaitable[JSONResponse]],
+    fingerprint: str,
+    create: Create,
+    render: Render,
 ) -> Response:
     if key is None:
-        return await _render(run)
-    key = _check_key(key)
-    claim = await store.claim(merchant_id, key, request_fingerprint(*fingerprint_of))
+        return await _answer(lambda: _created(create, None, render))
+    creation = IdempotentCreation(
+        store, merchant_id=merchant_id, key=check_key(key), fingerprint=fingerprint, render=render
+    )
+    try:
+        return await _answer(lambda: _created(create, creation, render))
+    except HookConflict:
+        pass
+    claim = await store.resolve(merchant_id, key, fingerprint)
     if claim.state is ClaimState.REPLAY:
         assert claim.status_code is not None
         assert claim.body is not None
-        media_type = PROBLEM_JSON if claim.status_code >= 400 else "application/json"
         return Response(
             content=claim.body.encode(),
             status_code=claim.status_code,
-            media_type=media_type,
+            media_type=PROBLEM_JSON if claim.status_code >= 400 else "application/json",
             headers={"Idempotent-Replayed": "true"},
         )
     if claim.state is ClaimState.MISMATCH:
         raise AppError(
-            422,
-            "idempotency_key_reused",
-            "This Idempotency-Key was used with a different request.",
+            422, "idempotency_key_reused", "This Idempotency-Key was used with a different request."
         )
     if claim.state is ClaimState.IN_PROGRESS:
         raise AppError(
@@ -67,19 +125,28 @@ async def run_idempotently(
             "A request with this Idempotency-Key is still running; retry shortly.",
             headers={"Retry-After": "1"},
         )
+    creation.already_claimed = claim.state is ClaimState.TAKEN_OVER
+    creation.holds_claim = creation.already_claimed
+    return await _answer(lambda: _created(create, creation, render))
+
+
+async def _created(
+    create: Create, creation: IdempotentCreation | None, render: Render
+) -> JSONResponse:
+    """Create, and answer with exactly the bytes stored for the key (if there is one)."""
     try:
-        response = await _render(run)
+        payment = await create(creation)
     except BaseException:
-        await store.release(merchant_id, key)
+        if creation is not None and creation.holds_claim:
+            # Our claim committed but no response will be stored: free the key for a retry.
+            await creation.release()
         raise
-    if response.status_code >= 500:
-        await store.release(merchant_id, key)
-        return response
-    await store.complete(merchant_id, key, response.status_code, bytes(response.body).decode())
-    return response
+    if creation is not None and creation.response is not None:
+        return creation.response
+    return render(payment)
 
 
-async def _render(run: Callable[[], Awaitable[JSONResponse]]) -> JSONResponse:
+async def _answer(run: Callable[[], Awaitable[JSONResponse]]) -> JSONResponse:
     try:
         return await run()
     except AppError as exc:

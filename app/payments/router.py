@@ -9,9 +9,15 @@ from fastapi.responses import JSONResponse
 
 from app.deps import CurrentMerchant, PaymentServiceDep, RuntimeDep
 from app.errors import AppError
-from app.idempotency_http import IDEMPOTENCY_KEY_DESCRIPTION, run_idempotently
+from app.idempotency import request_fingerprint
+from app.idempotency_http import (
+    IDEMPOTENCY_KEY_DESCRIPTION,
+    IdempotentCreation,
+    create_idempotently,
+)
 from app.identifiers import IDENTIFIER_PATTERN, is_identifier
 from app.payments.domain import PaymentStatus
+from app.payments.models import Payment
 from app.payments.schemas import CreatePaymentRequest, PaymentList, PaymentOut
 from app.payments.validation import validate_new_payment
 
@@ -47,17 +53,21 @@ async def create_payment(
     the payment stays `pending` until the provider's answer is confirmed."""
     new = validate_new_payment(body, runtime.settings)
 
-    async def run() -> JSONResponse:
-        payment = await service.create_payment(merchant.id, new)
-        return JSONResponse(PaymentOut.of(payment).model_dump(mode="json"), status_code=201)
+    async def create(hooks: IdempotentCreation | None) -> Payment:
+        return await service.create_payment(merchant.id, new, hooks)
 
-    return await run_idempotently(
+    return await create_idempotently(
         runtime.idempotency,
         merchant_id=merchant.id,
         key=idempotency_key,
-        fingerprint_of=("POST", "/v1/payments", body.model_dump(mode="json")),
-        run=run,
+        fingerprint=request_fingerprint("POST", "/v1/payments", body.model_dump(mode="json")),
+        create=create,
+        render=_created_response,
     )
+
+
+def _created_response(payment: Payment) -> JSONResponse:
+    return JSONResponse(PaymentOut.of(payment).model_dump(mode="json"), status_code=201)
 
 
 @router.get(

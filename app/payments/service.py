@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -54,6 +54,22 @@ class EventNotifier(Protocol):
     """Told, after commit, which events were just created (to schedule their delivery)."""
 
     async def events_committed(self, event_ids: Sequence[str]) -> None: ...
+
+
+class CreationHooks(Protocol):
+    """Work that must commit with a payment's first and last writes (an idempotency claim and
+    its stored response), so a payment costs two transactions, not four."""
+
+    def in_first_transaction(self, session: AsyncSession) -> None: ...
+
+    def first_transaction_committed(self) -> None: ...
+
+    async def in_last_transaction(self, session: AsyncSession, payment: Payment) -> None: ...
+
+
+class HookConflict(Exception):
+    """The hooks' first write hit a unique constraint (e.g. an idempotency key already taken);
+    nothing was written."""
 
 
 class _NoNotifier:
@@ -121,7 +137,9 @@ class PaymentService:
             )
 
     # --- creating --------------------------------------------------------------------------
-    async def create_payment(self, merchant_id: str, new: NewPayment) -> Payment:
+    async def create_payment(
+        self, merchant_id: str, new: NewPayment, hooks: CreationHooks | None = None
+    ) -> Payment:
         """Write-ahead: the pending payment and its reference are committed before the
         provider is called, so nothing the provider accepts can go unrecorded."""
         provider = self._provider(new.provider)
@@ -144,6 +162,12 @@ class PaymentService:
         )
         try:
             async with self._sessions.begin() as session:
+                if hooks is not None:
+                    hooks.in_first_transaction(session)
+                    try:
+                        await session.flush()
+                    except IntegrityError:
+                        raise HookConflict from None
                 session.add(payment)
                 await session.flush()
                 repository.add_transition(
@@ -155,6 +179,8 @@ class PaymentService:
                     detail="created",
                     at=now,
                 )
+            if hooks is not None:
+                hooks.first_transaction_committed()
         except IntegrityError:
             async with self._sessions() as session:
                 live = await repository.live_payment_for_order(session, merchant_id, new.order_id)
@@ -176,7 +202,7 @@ class PaymentService:
             },
         )
         result = await self._initiate(provider, payment)
-        return await self._record_initiation(payment, result)
+        return await self._record_initiation(payment, result, hooks)
 
     async def _initiate(self, provider: PaymentProvider, payment: Payment) -> InitiationResult:
         callback_url = None
@@ -211,7 +237,9 @@ class PaymentService:
             )
         return InitiationResult(outcome=InitiationOutcome.UNKNOWN)
 
-    async def _record_initiation(self, payment: Payment, result: InitiationResult) -> Payment:
+    async def _record_initiation(
+        self, payment: Payment, result: InitiationResult, hooks: CreationHooks | None
+    ) -> Payment:
         now = utcnow()
         first_check = now + timedelta(seconds=self._settings.reconcile_min_age_seconds)
         finished = {"initiation_finished_at": now, "next_check_at": first_check}
@@ -224,12 +252,20 @@ class PaymentService:
                 failure_message=result.failure_message,
             )
             # A conditional update: running it twice cannot fail the payment twice.
-            await retry_once_on_disconnect(
-                lambda: self.transition(payment.id, refusal, also=finished)
+            won = await retry_once_on_disconnect(
+                lambda: self.transition(
+                    payment.id,
+                    refusal,
+                    also=finished,
+                    then=hooks.in_last_transaction if hooks else None,
+                )
             )
-            return await self._reload(payment.id)
+            if won or hooks is None:
+                return await self._reload(payment.id)
+            # A callback settled it first (the transition found it no longer pending).
+            return await self._finish_initiation(payment.id, finished, hooks)
         recorded = await retry_once_on_disconnect(
-            lambda: self._finish_initiation(payment.id, finished)
+            lambda: self._finish_initiation(payment.id, finished, hooks)
         )
         logger.info(
             "request-to-pay %s",
@@ -238,9 +274,14 @@ class PaymentService:
         )
         return recorded
 
-    async def _finish_initiation(self, payment_id: str, finished: dict[str, Any]) -> Payment:
+    async def _finish_initiation(
+        self, payment_id: str, finished: dict[str, Any], hooks: CreationHooks | None
+    ) -> Payment:
         async with self._sessions.begin() as session:
-            return await repository.update_returning(session, payment_id, finished)
+            payment = await repository.update_returning(session, payment_id, finished)
+            if hooks is not None:
+                await hooks.in_last_transaction(session, payment)
+            return payment
 
     # --- settling --------------------------------------------------------------------------
     async def refresh_payment(self, merchant_id: str, payment_id: str) -> Payment:
@@ -368,6 +409,7 @@ class PaymentService:
         *,
         from_status: PaymentStatus = PaymentStatus.PENDING,
         also: dict[str, Any] | None = None,
+        then: Callable[[AsyncSession, Payment], Awaitable[None]] | None = None,
     ) -> bool:
         """Move a payment from ``from_status`` to ``change.to_status`` if nobody beat us to it.
 
@@ -434,6 +476,8 @@ class PaymentService:
                     created_at=now,
                 )
             )
+            if then is not None:
+                await then(session, payment)
         PAYMENT_TRANSITIONS.labels(
             provider, from_status.value, change.to_status.value, change.actor.value
         ).inc()

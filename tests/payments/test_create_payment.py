@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
+import httpx
 import pytest
+from sqlalchemy import update
 
-from app.payments.domain import FailureCode, Provider
+from app.db import utcnow
+from app.idempotency import IdempotencyRecord, request_fingerprint
+from app.payments.domain import Actor, FailureCode, PaymentStatus, Provider
+from app.payments.schemas import CreatePaymentRequest
+from app.payments.service import Change
 from app.providers.base import InitiationOutcome, InitiationResult
 from tests.conftest import count_rows
 
@@ -308,3 +315,62 @@ async def test_the_guides_phone_formats_normalise_over_http(client, auth, typed,
     assert response.status_code == 201
     assert response.json()["phone_number"] == stored
     assert response.json()["provider"] == "airtel_money"
+
+
+async def test_a_request_refused_before_it_did_anything_leaves_the_key_free(
+    client, auth, runtime, fake_providers
+):
+    first = await client.post("/v1/payments", json=VALID, headers=auth)
+    keyed = {**auth, "Idempotency-Key": "retry-me"}
+    conflict = await client.post("/v1/payments", json=VALID, headers=keyed)
+    assert conflict.status_code == 409
+    assert await count_rows(runtime, "idempotency_records") == 0
+
+    await runtime.payments.transition(
+        first.json()["id"], Change(to_status=PaymentStatus.FAILED, actor=Actor.CALLBACK)
+    )
+    retried = await client.post("/v1/payments", json=VALID, headers=keyed)
+    assert retried.status_code == 201
+    assert "Idempotent-Replayed" not in retried.headers
+
+
+async def test_an_abandoned_claim_is_taken_over(client, auth, merchant, runtime):
+    fingerprint = request_fingerprint(
+        "POST", "/v1/payments", CreatePaymentRequest.model_validate(VALID).model_dump(mode="json")
+    )
+    # A process died holding this key ten minutes ago: claimed, never answered.
+    async with runtime.sessions.begin() as session:
+        runtime.idempotency.add_claim(session, merchant.id, "crashed", fingerprint)
+    async with runtime.engine.begin() as connection:
+        await connection.execute(
+            update(IdempotencyRecord).values(locked_at=utcnow() - timedelta(minutes=10))
+        )
+    keyed = {**auth, "Idempotency-Key": "crashed"}
+
+    response = await client.post("/v1/payments", json=VALID, headers=keyed)
+    replay = await client.post("/v1/payments", json=VALID, headers=keyed)
+
+    assert response.status_code == 201, response.text
+    assert replay.content == response.content
+    assert replay.headers["Idempotent-Replayed"] == "true"
+
+
+async def test_a_claim_whose_request_failed_midway_is_released(client, auth, runtime, monkeypatch):
+    from app.payments import repository
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("database went away after the provider accepted")
+
+    monkeypatch.setattr(repository, "update_returning", broken)
+    keyed = {**auth, "Idempotency-Key": "midway"}
+    transport = httpx.ASGITransport(app=client._transport.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        failed = await http.post("/v1/payments", json=VALID, headers=keyed)
+    assert failed.status_code == 500
+    assert await count_rows(runtime, "idempotency_records") == 0  # the key is free again
+    monkeypatch.undo()
+
+    retried = await client.post("/v1/payments", json=VALID, headers=keyed)
+    # The payment from the first try exists (write-ahead) and holds the order: no second charge.
+    assert retried.status_code == 409
+    assert retried.json()["code"] == "order_already_has_payment"
