@@ -479,3 +479,27 @@ async def test_string_expires_in_180_is_kept_162_seconds(
     await airtel.request_payment(payment_request())
     assert token.call_count == 2
     assert route.calls.last.request.headers["Authorization"] == "Bearer second"
+
+
+async def test_a_gateway_5xx_with_a_legacy_processing_code_is_retried_with_the_same_id(
+    api: respx.MockRouter, airtel_token: respx.Route, airtel: AirtelMoneyCollection
+) -> None:
+    gateway_error = {
+        "status": {
+            "code": "500",
+            "success": False,
+            "result_code": "ESB000001",
+            "response_code": "ESB000001",
+            "message": "Something went wrong",
+        }
+    }
+    route = api.post(PUSH_URL).mock(
+        side_effect=[
+            httpx.Response(503, json=gateway_error),
+            httpx.Response(200, json=DUPLICATE_ID),
+        ]
+    )
+    result = await airtel.request_payment(payment_request(reference=REFERENCE))
+    assert result.outcome is InitiationOutcome.ACCEPTED
+    ids = [json.loads(call.request.content)["transaction"]["id"] for call in route.calls]
+    assert ids == [REFERENCE, REFERENCE]

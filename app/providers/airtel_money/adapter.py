@@ -48,9 +48,17 @@ def _answer(response: httpx.Response) -> wire.AirtelAnswer | None:
 
 
 def _is_transient(response: httpx.Response) -> bool:
-    # A 5xx that carries a known code is Airtel's final word (the duplicate-id answer comes as
-    # code 500); pushing again on "ambiguous" is what the docs forbid.
-    return is_transient_status(response) and _answer(response) is None
+    # An HTTP 5xx is retried (with the same transaction.id) unless its body is Airtel's word on
+    # the payment: a refusal, "that id already exists" (an earlier attempt landed), or the
+    # wallet's own DP "ambiguous/in process", after which the docs forbid pushing again. A
+    # legacy gateway "processing" code (ESB/ROUTER) on a 5xx says nothing about the wallet;
+    # pushing the same id again is safe, since a push that did land answers as a duplicate.
+    if not is_transient_status(response):
+        return False
+    answer = _answer(response)
+    if answer is None:
+        return True
+    return answer.entry.kind is wire.AirtelCodeKind.PENDING and not answer.code.startswith("DP")
 
 
 def _refused(code: FailureCode, message: str) -> InitiationResult:
