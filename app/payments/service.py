@@ -35,7 +35,6 @@ from app.payments.domain import (
 from app.payments.models import Payment
 from app.payments.schemas import payment_json
 from app.payments.validation import NewPayment
-from app.phone import mask
 from app.providers.base import (
     InitiationOutcome,
     InitiationResult,
@@ -193,16 +192,15 @@ class PaymentService:
             ) from None
 
         PAYMENTS_CREATED.labels(payment.provider).inc()
-        logger.info(
-            "payment created",
-            extra={
-                "payment_id": payment.id,
-                "provider": payment.provider,
-                "phone": mask(payment.phone_number),
-            },
-        )
         result = await self._initiate(provider, payment)
-        return await self._record_initiation(payment, result, hooks)
+        recorded = await self._record_initiation(payment, result, hooks)
+        # One line per initiation: it is on the hot path.
+        logger.info(
+            "payment created, request-to-pay %s",
+            result.outcome.value,
+            extra={"payment_id": payment.id, "provider": payment.provider},
+        )
+        return recorded
 
     async def _initiate(self, provider: PaymentProvider, payment: Payment) -> InitiationResult:
         callback_url = None
@@ -264,15 +262,9 @@ class PaymentService:
                 return await self._reload(payment.id)
             # A callback settled it first (the transition found it no longer pending).
             return await self._finish_initiation(payment.id, finished, hooks)
-        recorded = await retry_once_on_disconnect(
+        return await retry_once_on_disconnect(
             lambda: self._finish_initiation(payment.id, finished, hooks)
         )
-        logger.info(
-            "request-to-pay %s",
-            result.outcome.value,
-            extra={"payment_id": payment.id, "provider": payment.provider},
-        )
-        return recorded
 
     async def _finish_initiation(
         self, payment_id: str, finished: dict[str, Any], hooks: CreationHooks | None

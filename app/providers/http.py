@@ -33,8 +33,10 @@ from app.providers.errors import ProviderRejected, ProviderUnavailable
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
+# Every open connection may be kept: with fewer keep-alive slots than connections, a busy
+# process closes and reopens provider connections (TLS included) on every burst.
 DEFAULT_LIMITS = httpx.Limits(
-    max_connections=100, max_keepalive_connections=20, keepalive_expiry=30
+    max_connections=100, max_keepalive_connections=100, keepalive_expiry=30
 )
 
 # Failures where the request either never left or its answer was lost: the same request (same
