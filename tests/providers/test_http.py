@@ -39,7 +39,7 @@ def test_client_has_explicit_timeouts_and_pool_limits() -> None:
     assert client.timeout == httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
     pool = client._transport._pool
     assert pool._max_connections == 100
-    assert pool._max_keepalive_connections == 20
+    assert pool._max_keepalive_connections == 100  # every connection may stay open
     assert str(client.base_url).rstrip("/") == URL
 
 
