@@ -8,14 +8,15 @@ control characters, kilobytes of text) cannot name anything here, so it is treat
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_.:/#-]{1,64}$"
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
 
-def is_identifier(value: object) -> bool:
+def is_identifier(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _IDENTIFIER.fullmatch(value) is not None
 
 
 def identifier_or_none(value: object) -> str | None:
-    return value if is_identifier(value) else None  # type: ignore[return-value]
+    return value if is_identifier(value) else None
