@@ -127,13 +127,14 @@ class Reconciler:
             claimed = (
                 await session.scalars(select(Payment).where(Payment.id.in_(claimed_ids)))
             ).all()
-            for payment in claimed:
-                await session.execute(
-                    update(Payment)
-                    .where(Payment.id == payment.id)
-                    .values(next_check_at=self._next_check_at(payment, now))
-                    .execution_options(synchronize_session=False)
-                )
+            # One executemany, not a statement per payment.
+            await session.execute(
+                update(Payment).execution_options(synchronize_session=False),
+                [
+                    {"id": payment.id, "next_check_at": self._next_check_at(payment, now)}
+                    for payment in claimed
+                ],
+            )
             return claimed
 
     def _next_check_at(self, payment: Payment, now: datetime) -> datetime:
