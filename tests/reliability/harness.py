@@ -31,6 +31,7 @@ from tests.reliability.invariants import (
     deliveries_from,
     read_gateway,
     read_simulator,
+    wait_for_invariants,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -367,3 +368,18 @@ async def one_worker(
 def explain(workers: Sequence[ChildProcess]) -> Iterator[str]:
     for worker in workers:
         yield f"--- {worker.log_path.name} (last lines) ---\n{worker.log_tail()}"
+
+
+async def invariants_hold(
+    collect: Callable[[], Awaitable[Evidence]],
+    processes: Sequence[ChildProcess],
+    *,
+    timeout: float,
+    **options: Any,
+) -> Evidence:
+    """``wait_for_invariants``, and when it fails, the last log lines of ``processes`` with it:
+    a broken invariant is usually explained by what a worker or server said."""
+    try:
+        return await wait_for_invariants(collect, timeout=timeout, **options)
+    except AssertionError as failure:
+        raise AssertionError("\n".join([str(failure), *explain(processes)])) from None

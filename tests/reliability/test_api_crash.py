@@ -25,7 +25,7 @@ from tests.e2e.stack import free_port
 from tests.receiver import storefront_receiver
 from tests.reliability.harness import (
     ChildProcess,
-    explain,
+    invariants_hold,
     mtn_payer,
     poll_until,
     worker_env,
@@ -35,7 +35,6 @@ from tests.reliability.invariants import (
     deliveries_from,
     read_gateway,
     read_simulator,
-    wait_for_invariants,
 )
 
 HOLD = {"hang_seconds": 600}
@@ -179,10 +178,7 @@ async def test_api_killed_mid_request_to_pay_leaves_nothing_pending(clean_pg, re
                 )
 
             started = time.monotonic()
-            try:
-                evidence = await wait_for_invariants(collect, timeout=90)
-            except AssertionError as failure:
-                raise AssertionError("\n".join([str(failure), *explain([api, worker])])) from None
+            evidence = await invariants_hold(collect, [api, worker], timeout=90)
             statuses = {p.order_id: (p.status, p.failure_code) for p in evidence.gateway.payments}
             assert statuses == {
                 "CRASH-1": ("successful", None),

@@ -20,7 +20,7 @@ from tests.reliability.harness import (
     collector,
     configure_simulator,
     create_payments,
-    explain,
+    invariants_hold,
     mtn_payer,
     mtn_scenario,
     one_worker,
@@ -28,7 +28,6 @@ from tests.reliability.harness import (
     statuses,
     unexpected_outcomes,
 )
-from tests.reliability.invariants import wait_for_invariants
 
 PAYMENTS = 10
 # Per payment: 3 callbacks sent by the provider itself (identical), 3 callbacks with bodies of
@@ -123,12 +122,9 @@ async def test_a_hundred_concurrent_writers_make_one_transition_per_payment(
             assert [r.status_code for r in refreshed] == [200] * len(refreshes)
             assert {r.json()["status"] for r in refreshed} <= {"successful", "failed"}
 
-            try:
-                evidence = await wait_for_invariants(
-                    collector(stack, receiver), timeout=120, require_delivered_status=True
-                )
-            except AssertionError as failure:
-                raise AssertionError("\n".join([str(failure), *explain([worker])])) from None
+            evidence = await invariants_hold(
+                collector(stack, receiver), [worker], timeout=120, require_delivered_status=True
+            )
 
         assert unexpected_outcomes(wanted, evidence) == []
         # The invariants include it; said here in so many words: one way out of pending each.

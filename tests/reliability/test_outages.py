@@ -14,7 +14,7 @@ from tests.receiver import storefront_receiver
 from tests.reliability.harness import (
     collector,
     create_payments,
-    explain,
+    invariants_hold,
     mixed_orders,
     one_worker,
     poll_until,
@@ -23,7 +23,6 @@ from tests.reliability.harness import (
     statuses,
     unexpected_outcomes,
 )
-from tests.reliability.invariants import wait_for_invariants
 
 SETTLE_TIMEOUT = 150  # generous: a loaded machine converges late, a broken one never does
 
@@ -53,15 +52,13 @@ async def test_redis_flushed_mid_run_loses_no_payment_and_no_event(clean_pg, red
             assert flushes == 4
             assert statuses(responses) == [201] * len(orders)
 
-            try:
-                evidence = await wait_for_invariants(
-                    collector(stack, receiver),
-                    timeout=SETTLE_TIMEOUT,
-                    refused_at_initiation=await refused_payment_ids(stack, orders),
-                    require_delivered_status=True,
-                )
-            except AssertionError as failure:
-                raise AssertionError("\n".join([str(failure), *explain([worker])])) from None
+            evidence = await invariants_hold(
+                collector(stack, receiver),
+                [worker],
+                timeout=SETTLE_TIMEOUT,
+                refused_at_initiation=await refused_payment_ids(stack, orders),
+                require_delivered_status=True,
+            )
             assert unexpected_outcomes(orders, evidence) == []
             # The token cache really was lost: both providers were asked for a new token.
             tokens = (await stack.sim("/_simulator/stats"))["token_requests"]
@@ -125,17 +122,15 @@ async def test_database_connections_dropped_mid_run_recover(clean_pg, redis_url,
                         "WHERE status = 'pending' AND initiation_finished_at IS NULL"
                     )
                 )
-            try:
-                # Delivery is judged by what the storefront received: a delivery whose outcome
-                # could not be recorded (its connection was cut) stays due in the outbox until
-                # its 60 s claim lease runs out and is then sent again, same webhook-id.
-                await wait_for_invariants(
-                    collector(stack, receiver),
-                    timeout=SETTLE_TIMEOUT,
-                    refused_at_initiation=await refused_payment_ids(stack, orders),
-                )
-            except AssertionError as failure:
-                raise AssertionError("\n".join([str(failure), *explain([worker])])) from None
+            # Delivery is judged by what the storefront received: a delivery whose outcome
+            # could not be recorded (its connection was cut) stays due in the outbox until
+            # its 60 s claim lease runs out and is then sent again, same webhook-id.
+            await invariants_hold(
+                collector(stack, receiver),
+                [worker],
+                timeout=SETTLE_TIMEOUT,
+                refused_at_initiation=await refused_payment_ids(stack, orders),
+            )
     finally:
         await admin.close()
 
@@ -162,15 +157,13 @@ async def test_storefront_down_for_the_first_half_gets_every_event_after(
         second = await create_payments(stack, orders[half:], concurrency=8)
         assert statuses(first + second) == [201] * len(orders)
 
-        try:
-            evidence = await wait_for_invariants(
-                collector(stack, receiver),
-                timeout=SETTLE_TIMEOUT,
-                refused_at_initiation=await refused_payment_ids(stack, orders),
-                require_delivered_status=True,
-            )
-        except AssertionError as failure:
-            raise AssertionError("\n".join([str(failure), *explain([worker])])) from None
+        evidence = await invariants_hold(
+            collector(stack, receiver),
+            [worker],
+            timeout=SETTLE_TIMEOUT,
+            refused_at_initiation=await refused_payment_ids(stack, orders),
+            require_delivered_status=True,
+        )
         assert unexpected_outcomes(orders, evidence) == []
         # Events of the first half were refused at least once and delivered after, under the
         # id they were first sent with.

@@ -17,7 +17,7 @@ from tests.reliability.harness import (
     collector,
     configure_simulator,
     create_payments,
-    explain,
+    invariants_hold,
     mixed_orders,
     one_worker,
     refused_payment_ids,
@@ -25,7 +25,6 @@ from tests.reliability.harness import (
     statuses,
     unexpected_outcomes,
 )
-from tests.reliability.invariants import wait_for_invariants
 
 # The issue asks for 300 payments; that many fit in the CI budget on a 2-core machine.
 PAYMENTS = 300
@@ -84,15 +83,13 @@ async def test_payments_through_provider_faults_all_end_as_the_provider_says(
             {"faults": {"error_rate": 0, "timeout_rate": 0, "timeout_after_processing_rate": 0}},
         )
         refused = await refused_payment_ids(stack, orders)
-        try:
-            evidence = await wait_for_invariants(
-                collector(stack, receiver),
-                timeout=150,
-                refused_at_initiation=refused,
-                require_delivered_status=True,
-            )
-        except AssertionError as failure:
-            raise AssertionError("\n".join([str(failure), *explain([worker])])) from None
+        evidence = await invariants_hold(
+            collector(stack, receiver),
+            [worker],
+            timeout=150,
+            refused_at_initiation=refused,
+            require_delivered_status=True,
+        )
 
         assert unexpected_outcomes(orders, evidence) == []
         ledger = (await stack.sim("/_simulator/payments"))["payments"]

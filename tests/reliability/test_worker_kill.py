@@ -17,7 +17,7 @@ from tests.reliability.harness import (
     collector,
     configure_simulator,
     create_payments,
-    explain,
+    invariants_hold,
     mixed_orders,
     poll_until,
     refused_payment_ids,
@@ -27,7 +27,7 @@ from tests.reliability.harness import (
     unexpected_outcomes,
     worker_processes,
 )
-from tests.reliability.invariants import read_gateway, wait_for_invariants
+from tests.reliability.invariants import read_gateway
 
 # One sweep of ~50 payments at 10 concurrent checks takes ~5 s: time to kill it in the middle.
 STATUS_LATENCY = {"latency_seconds": 1.0}
@@ -82,15 +82,13 @@ async def test_worker_sigkilled_mid_sweep_loses_nothing(clean_pg, redis_url, tmp
         assert 0 < left_pending < to_sweep, (left_pending, to_sweep)
 
         second = spawn()
-        try:
-            evidence = await wait_for_invariants(
-                collector(stack, receiver),
-                timeout=150,
-                refused_at_initiation=await refused_payment_ids(stack, wanted),
-                require_delivered_status=True,
-            )
-        except AssertionError as failure:
-            raise AssertionError("\n".join([str(failure), *explain([first, second])])) from None
+        evidence = await invariants_hold(
+            collector(stack, receiver),
+            [first, second],
+            timeout=150,
+            refused_at_initiation=await refused_payment_ids(stack, wanted),
+            require_delivered_status=True,
+        )
 
         # No payment left unsettled: the provider has a final answer for each, so must we.
         assert [p.id for p in evidence.gateway.payments if p.status == "pending"] == []
