@@ -156,14 +156,7 @@ class AirtelMoneyCollection:
             json=body.model_dump(),
         )
         try:
-            reply = await send_with_retries(
-                self._client,
-                http_request,
-                policy=self._policy,
-                operation="airtel.push",
-                auth=self._auth,
-                is_transient=_is_transient,
-            )
+            reply = await self._send(http_request, "airtel.push")
         except ProviderUnavailable as exc:
             logger.warning("airtel push outcome unknown: %s", exc)
             return _unknown(str(exc))
@@ -171,6 +164,17 @@ class AirtelMoneyCollection:
             logger.error("airtel refused our credentials: %s", exc)
             return _refused(FailureCode.PROVIDER_ERROR, f"Airtel refused the credentials: {exc}")
         return self._push_result(reply)
+
+    async def _send(self, request: httpx.Request, operation: str) -> Reply:
+        """An authenticated call, retried by Airtel's own rules (see ``_is_transient``)."""
+        return await send_with_retries(
+            self._client,
+            request,
+            policy=self._policy,
+            operation=operation,
+            auth=self._auth,
+            is_transient=_is_transient,
+        )
 
     def _push_result(self, reply: Reply) -> InitiationResult:
         response = reply.response
@@ -221,14 +225,7 @@ class AirtelMoneyCollection:
         path = f"{self._prefix}/standard/v1/payments/{quote(reference, safe='')}"
         request = self._client.build_request("GET", path, headers=self._headers())
         try:
-            reply = await send_with_retries(
-                self._client,
-                request,
-                policy=self._policy,
-                operation="airtel.enquiry",
-                auth=self._auth,
-                is_transient=_is_transient,
-            )
+            reply = await self._send(request, "airtel.enquiry")
         except ProviderRejected as exc:
             logger.error("airtel.enquiry: Airtel refused our credentials: %s", exc)
             raise ProviderUnavailable("airtel.enquiry: credentials refused") from exc
