@@ -194,19 +194,24 @@ def measure(
     )
 
 
-def warm_up(target: Target, work_dir: Path, tag: str, backend: str) -> None:
-    requests_file = work_dir / f"{target.name}-warmup.tsv"
-    loadgen.write_requests(
-        requests_file, payment_lines(f"{tag}-{target.name}-warmup", WARMUP_REQUESTS + 16)
-    )
+def send_payments(
+    target: Target, work_dir: Path, prefix: str, count: int, concurrency: int, backend: str
+) -> None:
+    """``count`` fresh payments (a few spare lines for the load generator) at ``concurrency``."""
+    requests_file = work_dir / f"{prefix}.tsv"
+    loadgen.write_requests(requests_file, payment_lines(prefix, count + 16))
     loadgen.run(
         url=target.service.url or "",
         requests_file=requests_file,
-        count=WARMUP_REQUESTS,
-        concurrency=8,
+        count=count,
+        concurrency=concurrency,
         backend=backend,
         auth=target.auth,
     )
+
+
+def warm_up(target: Target, work_dir: Path, tag: str, backend: str) -> None:
+    send_payments(target, work_dir, f"{tag}-{target.name}-warmup", WARMUP_REQUESTS, 8, backend)
     target.settle()
 
 
@@ -217,18 +222,7 @@ def transactions_per_payment(target: Target, work_dir: Path, tag: str, backend: 
     before = harness.postgres_transactions(target.db_url)
     target.count_queries = 0
     start_payments = target.payments()
-    requests_file = work_dir / f"{target.name}-probe.tsv"
-    loadgen.write_requests(
-        requests_file, payment_lines(f"{tag}-{target.name}-probe", PROBE_PAYMENTS + 4)
-    )
-    loadgen.run(
-        url=target.service.url or "",
-        requests_file=requests_file,
-        count=PROBE_PAYMENTS,
-        concurrency=1,
-        backend=backend,
-        auth=target.auth,
-    )
+    send_payments(target, work_dir, f"{tag}-{target.name}-probe", PROBE_PAYMENTS, 1, backend)
     payments = target.settle() - start_payments
     time.sleep(STATS_FLUSH_SECONDS)
     # Each psql reading is a transaction of its own: the first reading and the counts.
