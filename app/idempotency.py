@@ -15,8 +15,18 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Integer, String, Text, UniqueConstraint, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import (
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    delete,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -40,6 +50,15 @@ class IdempotencyRecord(Base):
     response_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     locked_at: Mapped[datetime | None]
+
+
+_RECORDS: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
+# Built once (compiled and cached once): these two run on every keyed payment.
+_INSERT_RECORD = _RECORDS.insert()
+_STORE_RESPONSE = _RECORDS.update().where(
+    _RECORDS.c.merchant_id == bindparam("where_merchant_id"),
+    _RECORDS.c.key == bindparam("where_key"),
+)
 
 
 def request_fingerprint(method: str, path: str, payload: Any) -> str:
@@ -66,20 +85,21 @@ class IdempotencyStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    def add_claim(
-        self, session: AsyncSession, merchant_id: str, key: str, fingerprint: str
+    async def add_claim(
+        self, connection: AsyncConnection, merchant_id: str, key: str, fingerprint: str
     ) -> None:
         """Claim ``key`` inside the caller's transaction (the one that writes the payment), so
-        that claim and payment commit together; a taken key fails that transaction's flush."""
+        that claim and payment commit together; a taken key raises IntegrityError."""
         now = utcnow()
-        session.add(
-            IdempotencyRecord(
-                merchant_id=merchant_id,
-                key=key,
-                request_hash=fingerprint,
-                locked_at=now,
-                created_at=now,
-            )
+        await connection.execute(
+            _INSERT_RECORD,
+            {
+                "merchant_id": merchant_id,
+                "key": key,
+                "request_hash": fingerprint,
+                "locked_at": now,
+                "created_at": now,
+            },
         )
 
     async def resolve(self, merchant_id: str, key: str, fingerprint: str) -> Claim:
@@ -110,18 +130,19 @@ class IdempotencyStore:
             return Claim(ClaimState.IN_PROGRESS)
 
     async def complete_in(
-        self, session: AsyncSession, merchant_id: str, key: str, status_code: int, body: str
+        self, connection: AsyncConnection, merchant_id: str, key: str, status_code: int, body: str
     ) -> None:
         """Store the response inside the caller's transaction."""
-        await session.execute(
-            update(IdempotencyRecord)
-            .where(IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key)
-            .values(response_status=status_code, response_body=body, locked_at=None)
+        await connection.execute(
+            _STORE_RESPONSE,
+            {
+                "where_merchant_id": merchant_id,
+                "where_key": key,
+                "response_status": status_code,
+                "response_body": body,
+                "locked_at": None,
+            },
         )
-
-    async def complete(self, merchant_id: str, key: str, status_code: int, body: str) -> None:
-        async with self._sessions.begin() as session:
-            await self.complete_in(session, merchant_id, key, status_code, body)
 
     async def release(self, merchant_id: str, key: str) -> None:
         """Forget a claim whose request failed unexpectedly, so the client may retry."""

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.errors import PROBLEM_JSON, AppError, problem
 from app.idempotency import ClaimState, IdempotencyStore
@@ -62,9 +62,9 @@ class IdempotentCreation:
         self.holds_claim = False  # our claim is committed and has no response yet
         self.response: JSONResponse | None = None
 
-    def in_first_transaction(self, session: AsyncSession) -> None:
+    async def in_first_transaction(self, connection: AsyncConnection) -> None:
         if not self.already_claimed:
-            self._store.add_claim(session, self._merchant_id, self._key, self._fingerprint)
+            await self._store.add_claim(connection, self._merchant_id, self._key, self._fingerprint)
 
     def first_transaction_committed(self) -> None:
         self.holds_claim = True
@@ -73,10 +73,10 @@ class IdempotentCreation:
         await self._store.release(self._merchant_id, self._key)
         self.holds_claim = False
 
-    async def in_last_transaction(self, session: AsyncSession, payment: Payment) -> None:
+    async def in_last_transaction(self, connection: AsyncConnection, payment: Payment) -> None:
         response = self._render(payment)
         await self._store.complete_in(
-            session,
+            connection,
             self._merchant_id,
             self._key,
             response.status_code,

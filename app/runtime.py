@@ -98,6 +98,7 @@ async def build_runtime(
     callback_secret = secret.encode()
     notifier = NotifierSlot()
     payments = PaymentService(
+        engine=engine,
         sessions=sessions,
         settings=settings,
         providers=providers,

@@ -1,17 +1,111 @@
-"""Every query on payments lives here."""
+"""Every query on payments lives here.
+
+Reads go through the ORM session. The writes on the hot path (creating a payment, recording
+its initiation, changing its status) are Core statements on a connection: the ORM's unit of
+work, identity map and per-statement compilation were most of a payment's CPU time. The
+statements are built once, at import, so SQLAlchemy compiles and caches each of them once.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, Table, bindparam, inspect, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.pagination import newest_first_page
 from app.payments.domain import ORDER_BLOCKING_STATUSES, PaymentStatus
 from app.payments.models import Payment, PaymentTransition
+
+PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]
+TRANSITIONS: Table = PaymentTransition.__table__  # type: ignore[assignment]
+
+# ORM attribute name for each column key (``payment_metadata`` is the column ``metadata``).
+_ATTRIBUTE_FOR_COLUMN: dict[str, str] = {
+    column.key: attribute.key
+    for attribute in inspect(Payment).column_attrs
+    for column in attribute.columns
+}
+_COLUMN_FOR_ATTRIBUTE = {attribute: column for column, attribute in _ATTRIBUTE_FOR_COLUMN.items()}
+
+_INSERT_PAYMENT = PAYMENTS.insert()
+_INSERT_TRANSITION = TRANSITIONS.insert()
+# Bound parameter names must differ from column names: the other keys become the SET clause.
+_UPDATE_RETURNING = (
+    PAYMENTS.update().where(PAYMENTS.c.id == bindparam("where_id")).returning(*PAYMENTS.c)
+)
+_CONDITIONAL_UPDATE_RETURNING = (
+    PAYMENTS.update()
+    .where(PAYMENTS.c.id == bindparam("where_id"), PAYMENTS.c.status == bindparam("where_status"))
+    .returning(*PAYMENTS.c)
+)
+
+
+def payment_from_row(row: Row[Any]) -> Payment:
+    """A detached ``Payment`` holding a row read with Core."""
+    return Payment(**{_ATTRIBUTE_FOR_COLUMN[key]: value for key, value in row._mapping.items()})
+
+
+def _column_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {_COLUMN_FOR_ATTRIBUTE[name]: value for name, value in values.items()}
+
+
+async def insert_payment(connection: AsyncConnection, payment: Payment) -> None:
+    columns = _ATTRIBUTE_FOR_COLUMN.items()
+    await connection.execute(
+        _INSERT_PAYMENT, {column: getattr(payment, attribute) for column, attribute in columns}
+    )
+
+
+async def insert_transition(
+    connection: AsyncConnection,
+    *,
+    payment_id: str,
+    from_status: PaymentStatus | None,
+    to_status: PaymentStatus,
+    actor: str,
+    detail: str | None,
+    at: datetime,
+) -> None:
+    await connection.execute(
+        _INSERT_TRANSITION,
+        {
+            "payment_id": payment_id,
+            "from_status": from_status.value if from_status else None,
+            "to_status": to_status.value,
+            "actor": actor,
+            "detail": detail[:255] if detail else None,
+            "created_at": at,
+        },
+    )
+
+
+async def update_returning(
+    connection: AsyncConnection, payment_id: str, values: Mapping[str, Any]
+) -> Payment:
+    """Update and read back in one round trip."""
+    result = await connection.execute(
+        _UPDATE_RETURNING, {"where_id": payment_id, **_column_values(values)}
+    )
+    return payment_from_row(result.one())
+
+
+async def conditional_update(
+    connection: AsyncConnection,
+    payment_id: str,
+    from_status: PaymentStatus,
+    values: Mapping[str, Any],
+) -> Payment | None:
+    """``UPDATE … WHERE status = from_status RETURNING …``: the database picks exactly one
+    winner among concurrent writers. Returns the updated payment, or None if this one lost."""
+    result = await connection.execute(
+        _CONDITIONAL_UPDATE_RETURNING,
+        {"where_id": payment_id, "where_status": from_status.value, **_column_values(values)},
+    )
+    row = result.first()
+    return None if row is None else payment_from_row(row)
 
 
 async def get_for_merchant(
@@ -67,60 +161,10 @@ async def list_page(
     )
 
 
-async def conditional_update(
-    session: AsyncSession, payment_id: str, from_status: PaymentStatus, values: dict[str, Any]
-) -> bool:
-    """``UPDATE … WHERE status = from_status``: the database picks exactly one winner among
-    concurrent writers. Returns whether this one won."""
-    result = await session.execute(
-        update(Payment)
-        .where(Payment.id == payment_id, Payment.status == from_status.value)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount) == 1  # type: ignore[attr-defined]
-
-
-async def update_returning(
-    session: AsyncSession, payment_id: str, values: dict[str, Any]
-) -> Payment:
-    """Update and read back in one round trip."""
-    result = await session.execute(
-        update(Payment)
-        .where(Payment.id == payment_id)
-        .values(**values)
-        .returning(Payment)
-        .execution_options(synchronize_session=False)
-    )
-    return result.scalar_one()
-
-
 async def update_fields(session: AsyncSession, payment_id: str, values: dict[str, Any]) -> None:
     await session.execute(
         update(Payment)
         .where(Payment.id == payment_id)
         .values(**values)
         .execution_options(synchronize_session=False)
-    )
-
-
-def add_transition(
-    session: AsyncSession,
-    *,
-    payment_id: str,
-    from_status: PaymentStatus | None,
-    to_status: PaymentStatus,
-    actor: str,
-    detail: str | None,
-    at: datetime,
-) -> None:
-    session.add(
-        PaymentTransition(
-            payment_id=payment_id,
-            from_status=from_status.value if from_status else None,
-            to_status=to_status.value,
-            actor=actor,
-            detail=detail[:255] if detail else None,
-            created_at=at,
-        )
     )

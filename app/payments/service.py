@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import new_id, retry_once_on_disconnect, utcnow
@@ -59,11 +60,16 @@ class CreationHooks(Protocol):
     """Work that must commit with a payment's first and last writes (an idempotency claim and
     its stored response), so a payment costs two transactions, not four."""
 
-    def in_first_transaction(self, session: AsyncSession) -> None: ...
+    async def in_first_transaction(self, connection: AsyncConnection) -> None: ...
 
     def first_transaction_committed(self) -> None: ...
 
-    async def in_last_transaction(self, session: AsyncSession, payment: Payment) -> None: ...
+    async def in_last_transaction(self, connection: AsyncConnection, payment: Payment) -> None: ...
+
+
+InTransaction = Callable[[AsyncConnection, Payment], Awaitable[None]]
+_EVENTS: Table = OutboxEvent.__table__  # type: ignore[assignment]
+_INSERT_EVENT = _EVENTS.insert()
 
 
 class HookConflict(Exception):
@@ -94,12 +100,14 @@ class PaymentService:
     def __init__(
         self,
         *,
+        engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
         providers: Mapping[Provider, PaymentProvider],
         callback_secret: bytes,
         notifier: EventNotifier | None = None,
     ) -> None:
+        self._engine = engine
         self._sessions = sessions
         self._settings = settings
         self._providers = providers
@@ -160,17 +168,15 @@ class PaymentService:
             check_count=0,
         )
         try:
-            async with self._sessions.begin() as session:
+            async with self._engine.begin() as connection:
                 if hooks is not None:
-                    hooks.in_first_transaction(session)
                     try:
-                        await session.flush()
+                        await hooks.in_first_transaction(connection)
                     except IntegrityError:
                         raise HookConflict from None
-                session.add(payment)
-                await session.flush()
-                repository.add_transition(
-                    session,
+                await repository.insert_payment(connection, payment)
+                await repository.insert_transition(
+                    connection,
                     payment_id=payment.id,
                     from_status=None,
                     to_status=PaymentStatus.PENDING,
@@ -250,15 +256,18 @@ class PaymentService:
                 failure_message=result.failure_message,
             )
             # A conditional update: running it twice cannot fail the payment twice.
-            won = await retry_once_on_disconnect(
-                lambda: self.transition(
+            refused = await retry_once_on_disconnect(
+                lambda: self._transition(
                     payment.id,
                     refusal,
+                    from_status=PaymentStatus.PENDING,
                     also=finished,
                     then=hooks.in_last_transaction if hooks else None,
                 )
             )
-            if won or hooks is None:
+            if refused is not None:
+                return refused
+            if hooks is None:
                 return await self._reload(payment.id)
             # A callback settled it first (the transition found it no longer pending).
             return await self._finish_initiation(payment.id, finished, hooks)
@@ -269,10 +278,10 @@ class PaymentService:
     async def _finish_initiation(
         self, payment_id: str, finished: dict[str, Any], hooks: CreationHooks | None
     ) -> Payment:
-        async with self._sessions.begin() as session:
-            payment = await repository.update_returning(session, payment_id, finished)
+        async with self._engine.begin() as connection:
+            payment = await repository.update_returning(connection, payment_id, finished)
             if hooks is not None:
-                await hooks.in_last_transaction(session, payment)
+                await hooks.in_last_transaction(connection, payment)
             return payment
 
     # --- settling --------------------------------------------------------------------------
@@ -298,7 +307,11 @@ class PaymentService:
     async def apply_status(self, payment: Payment, result: StatusResult, actor: Actor) -> Payment:
         change = self._decide(payment, result, actor)
         if change is not None:
-            await self.transition(payment.id, change, from_status=PaymentStatus(payment.status))
+            changed = await self._transition(
+                payment.id, change, from_status=PaymentStatus(payment.status)
+            )
+            if changed is not None:
+                return changed
         return await self._reload(payment.id)
 
     def _decide(self, payment: Payment, result: StatusResult, actor: Actor) -> Change | None:
@@ -401,7 +414,7 @@ class PaymentService:
         *,
         from_status: PaymentStatus = PaymentStatus.PENDING,
         also: dict[str, Any] | None = None,
-        then: Callable[[AsyncSession, Payment], Awaitable[None]] | None = None,
+        then: InTransaction | None = None,
     ) -> bool:
         """Move a payment from ``from_status`` to ``change.to_status`` if nobody beat us to it.
 
@@ -409,6 +422,21 @@ class PaymentService:
         the outbox event. Returns False, changing nothing, when the payment was no longer in
         ``from_status`` — terminal states absorb repeats this way.
         """
+        changed = await self._transition(
+            payment_id, change, from_status=from_status, also=also, then=then
+        )
+        return changed is not None
+
+    async def _transition(
+        self,
+        payment_id: str,
+        change: Change,
+        *,
+        from_status: PaymentStatus,
+        also: dict[str, Any] | None = None,
+        then: InTransaction | None = None,
+    ) -> Payment | None:
+        """``transition``, returning the payment as it now is (None: not changed)."""
         if change.to_status not in ALLOWED_TRANSITIONS[from_status]:
             raise ValueError(f"{from_status} → {change.to_status} is not a transition")
         now = utcnow()
@@ -432,14 +460,16 @@ class PaymentService:
             values["failure_message"] = str(values["failure_message"])[:255]
 
         event_id = new_id("evt")
-        async with self._sessions.begin() as session:
+        async with self._engine.begin() as connection:
             # The conditional UPDATE is the transaction's first statement, so SQLite takes
             # its write lock up front instead of failing to upgrade a read snapshot.
-            won = await repository.conditional_update(session, payment_id, from_status, values)
-            if not won:
-                return False
-            repository.add_transition(
-                session,
+            payment = await repository.conditional_update(
+                connection, payment_id, from_status, values
+            )
+            if payment is None:
+                return None
+            await repository.insert_transition(
+                connection,
                 payment_id=payment_id,
                 from_status=from_status,
                 to_status=change.to_status,
@@ -447,31 +477,30 @@ class PaymentService:
                 detail=change.detail,
                 at=now,
             )
-            payment = await repository.get(session, payment_id)
-            assert payment is not None
-            provider = payment.provider
-            session.add(
-                OutboxEvent(
-                    id=event_id,
-                    merchant_id=payment.merchant_id,
-                    payment_id=payment.id,
-                    type=EVENT_FOR_STATUS[change.to_status].value,
-                    payload={
+            event_type = EVENT_FOR_STATUS[change.to_status].value
+            await connection.execute(
+                _INSERT_EVENT,
+                {
+                    "id": event_id,
+                    "merchant_id": payment.merchant_id,
+                    "payment_id": payment.id,
+                    "type": event_type,
+                    "payload": {
                         "id": event_id,
-                        "type": EVENT_FOR_STATUS[change.to_status].value,
+                        "type": event_type,
                         "created_at": now.isoformat().replace("+00:00", "Z"),
                         "data": payment_json(payment),
                     },
-                    delivery_status="pending",
-                    attempt_count=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
+                    "delivery_status": "pending",
+                    "attempt_count": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                },
             )
             if then is not None:
-                await then(session, payment)
+                await then(connection, payment)
         PAYMENT_TRANSITIONS.labels(
-            provider, from_status.value, change.to_status.value, change.actor.value
+            payment.provider, from_status.value, change.to_status.value, change.actor.value
         ).inc()
         logger.info(
             "payment %s → %s",
@@ -480,7 +509,7 @@ class PaymentService:
             extra={"payment_id": payment_id, "actor": change.actor.value},
         )
         await self._notifier.events_committed([event_id])
-        return True
+        return payment
 
     # --- internals -------------------------------------------------------------------------
     def _provider(self, provider: Provider) -> PaymentProvider:

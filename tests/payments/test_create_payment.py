@@ -339,9 +339,8 @@ async def test_an_abandoned_claim_is_taken_over(client, auth, merchant, runtime)
         "POST", "/v1/payments", CreatePaymentRequest.model_validate(VALID).model_dump(mode="json")
     )
     # A process died holding this key ten minutes ago: claimed, never answered.
-    async with runtime.sessions.begin() as session:
-        runtime.idempotency.add_claim(session, merchant.id, "crashed", fingerprint)
     async with runtime.engine.begin() as connection:
+        await runtime.idempotency.add_claim(connection, merchant.id, "crashed", fingerprint)
         await connection.execute(
             update(IdempotencyRecord).values(locked_at=utcnow() - timedelta(minutes=10))
         )
