@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import cached_property
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -85,6 +85,20 @@ class Settings(BaseSettings):
     airtel_money_callback_url: str | None = None
     airtel_money_webhook_secret: SecretStr | None = None
     airtel_money_allowed_ips: CommaList = Field(default_factory=list)
+
+    # --- provider HTTP ---------------------------------------------------------------------
+    provider_http_backend: Literal["aiohttp", "httpx"] = Field(
+        default="aiohttp",
+        description="What moves provider requests' bytes: aiohttp (cheaper per request) or "
+        "httpx's own httpcore. Requests, retries and timeouts are httpx's either way.",
+    )
+    provider_max_connections: int = Field(
+        default=256,
+        ge=1,
+        le=10_000,
+        description="Open connections per provider and process: with a slow provider, the "
+        "number of request-to-pay calls one process can have in flight.",
+    )
 
     # --- callbacks -----------------------------------------------------------------------------
     trusted_proxies: CommaList = Field(default_factory=list)

@@ -17,9 +17,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from httpx_aiohttp import HttpxAiohttpClient
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -33,11 +34,9 @@ from app.providers.errors import ProviderRejected, ProviderUnavailable
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
-# Every open connection may be kept: with fewer keep-alive slots than connections, a busy
-# process closes and reopens provider connections (TLS included) on every burst.
-DEFAULT_LIMITS = httpx.Limits(
-    max_connections=100, max_keepalive_connections=100, keepalive_expiry=30
-)
+DEFAULT_MAX_CONNECTIONS = 256
+
+HttpBackend = Literal["aiohttp", "httpx"]
 
 # Failures where the request either never left or its answer was lost: the same request (same
 # reference) may be sent again.
@@ -57,15 +56,26 @@ Sleep = Callable[[float], Awaitable[None]]
 def build_client(
     base_url: str,
     *,
+    backend: HttpBackend = "httpx",
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
     transport: httpx.AsyncBaseTransport | None = None,
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-    limits: httpx.Limits = DEFAULT_LIMITS,
 ) -> httpx.AsyncClient:
     """The one client a provider adapter uses for the life of the process.
 
     Building one costs an SSL context (~15-25 ms of CPU), so never build one per payment.
+    ``backend="aiohttp"`` keeps httpx's API (auth, timeouts, the exceptions ``send_with_retries``
+    retries on) and lets aiohttp move the bytes; ``transport`` (tests) wins over both.
     """
-    return httpx.AsyncClient(
+    # Every open connection may be kept: with fewer keep-alive slots than connections, a busy
+    # process closes and reopens provider connections (TLS included) on every burst.
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=30,
+    )
+    client_class = HttpxAiohttpClient if backend == "aiohttp" else httpx.AsyncClient
+    return client_class(
         base_url=base_url,
         timeout=timeout,
         limits=limits,

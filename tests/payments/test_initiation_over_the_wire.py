@@ -20,7 +20,12 @@ TOKEN = {"access_token": "mtn-token-1", "token_type": "access_token", "expires_i
 
 @pytest.fixture
 async def gateway(clean_db):
-    settings = make_settings(clean_db, mtn_momo_api_url=MTN, mtn_momo_target_env="mtnuganda")
+    settings = make_settings(
+        clean_db,
+        mtn_momo_api_url=MTN,
+        mtn_momo_target_env="mtnuganda",
+        provider_http_backend="httpx",  # respx intercepts httpcore
+    )
     providers = build_providers(settings, None, retry_policy=RetryPolicy.zero_wait())
     try:
         async with running_app(settings, providers) as (app, http):

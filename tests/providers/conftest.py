@@ -81,6 +81,8 @@ def settings(**overrides: Any) -> Settings:
         "airtel_money_country": "UG",
         "airtel_money_currency": "UGX",
         "redis_url": None,
+        # respx intercepts httpcore; the aiohttp backend has its own tests over real sockets.
+        "provider_http_backend": "httpx",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator
 import httpx
 import pytest
 import respx
+from httpx_aiohttp import AiohttpTransport
 from tenacity import RetryCallState
 
 from app.providers.errors import ProviderRejected, ProviderUnavailable
@@ -35,12 +36,19 @@ async def send(
 
 
 def test_client_has_explicit_timeouts_and_pool_limits() -> None:
-    client = build_client(URL)
+    client = build_client(URL, max_connections=64)
     assert client.timeout == httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
     pool = client._transport._pool
-    assert pool._max_connections == 100
-    assert pool._max_keepalive_connections == 100  # every connection may stay open
+    assert pool._max_connections == 64
+    assert pool._max_keepalive_connections == 64  # every connection may stay open
     assert str(client.base_url).rstrip("/") == URL
+
+
+def test_the_aiohttp_backend_gets_the_same_pool_limit() -> None:
+    client = build_client(URL, backend="aiohttp", max_connections=64)
+    assert isinstance(client._transport, AiohttpTransport)
+    assert client._transport.limits.max_connections == 64
+    assert client.timeout == httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
 
 
 def test_default_backoff_starts_at_0_6_s_and_grows_with_jitter() -> None:

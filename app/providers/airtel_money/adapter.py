@@ -120,7 +120,12 @@ class AirtelMoneyCollection:
         if not (settings.airtel_money_client_id and settings.airtel_money_client_secret):
             raise ProviderNotConfigured("Airtel Money credentials are not set")
         return cls(
-            client=client or build_client(settings.airtel_money_api_url),
+            client=client
+            or build_client(
+                settings.airtel_money_api_url,
+                backend=settings.provider_http_backend,
+                max_connections=settings.provider_max_connections,
+            ),
             client_id=settings.airtel_money_client_id,
             client_secret=settings.airtel_money_client_secret,
             country=settings.airtel_money_country,

@@ -135,7 +135,12 @@ class MtnMomoCollection:
         ):
             raise ProviderNotConfigured("MTN MoMo credentials are not set")
         return cls(
-            client=client or build_client(settings.mtn_momo_api_url),
+            client=client
+            or build_client(
+                settings.mtn_momo_api_url,
+                backend=settings.provider_http_backend,
+                max_connections=settings.provider_max_connections,
+            ),
             api_user=settings.mtn_momo_api_user,
             api_key=settings.mtn_momo_api_key,
             subscription_key=settings.mtn_momo_subscription_key,
