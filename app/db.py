@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy import JSON, DateTime, Insert, MetaData, Table, bindparam, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -71,6 +72,22 @@ def new_id(prefix: str) -> str:
 
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class BoundWrite:
+    """A statement built once (so SQLAlchemy compiles it once) and the values for one run."""
+
+    statement: Insert
+    params: Mapping[str, Any]
+
+
+def insert_with_named_params(table: Table, columns: Sequence[str], prefix: str) -> Insert:
+    """``INSERT INTO table (a, b) VALUES (:prefix_a, :prefix_b)``: the parameter names are
+    distinct per table, so several such INSERTs can be combined into one statement."""
+    return table.insert().values(
+        {name: bindparam(f"{prefix}_{name}", type_=table.c[name].type) for name in columns}
+    )
 
 
 async def retry_once_on_disconnect(work: Callable[[], Awaitable[T]]) -> T:

@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, utcnow
+from app.db import Base, BoundWrite, insert_with_named_params, utcnow
 from app.payments.models import AutoId
 
 # A claim older than this whose request never finished (the process died) may be taken over.
@@ -53,8 +53,10 @@ class IdempotencyRecord(Base):
 
 
 _RECORDS: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
-# Built once (compiled and cached once): these two run on every keyed payment.
-_INSERT_RECORD = _RECORDS.insert()
+# Built once (compiled and cached once): they run on every keyed payment.
+_INSERT_CLAIM = insert_with_named_params(
+    _RECORDS, ("merchant_id", "key", "request_hash", "locked_at", "created_at"), "claim"
+)
 _STORE_RESPONSE = _RECORDS.update().where(
     _RECORDS.c.merchant_id == bindparam("where_merchant_id"),
     _RECORDS.c.key == bindparam("where_key"),
@@ -85,20 +87,19 @@ class IdempotencyStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def add_claim(
-        self, connection: AsyncConnection, merchant_id: str, key: str, fingerprint: str
-    ) -> None:
-        """Claim ``key`` inside the caller's transaction (the one that writes the payment), so
-        that claim and payment commit together; a taken key raises IntegrityError."""
+    @staticmethod
+    def claim(merchant_id: str, key: str, fingerprint: str) -> BoundWrite:
+        """The INSERT that claims ``key``, for the caller to commit with the payment it writes;
+        a taken key makes it raise IntegrityError."""
         now = utcnow()
-        await connection.execute(
-            _INSERT_RECORD,
+        return BoundWrite(
+            _INSERT_CLAIM,
             {
-                "merchant_id": merchant_id,
-                "key": key,
-                "request_hash": fingerprint,
-                "locked_at": now,
-                "created_at": now,
+                "claim_merchant_id": merchant_id,
+                "claim_key": key,
+                "claim_request_hash": fingerprint,
+                "claim_locked_at": now,
+                "claim_created_at": now,
             },
         )
 

@@ -13,6 +13,7 @@ from fastapi import Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db import BoundWrite
 from app.errors import PROBLEM_JSON, AppError, problem
 from app.idempotency import ClaimState, IdempotencyStore
 from app.payments.models import Payment
@@ -62,9 +63,10 @@ class IdempotentCreation:
         self.holds_claim = False  # our claim is committed and has no response yet
         self.response: JSONResponse | None = None
 
-    async def in_first_transaction(self, connection: AsyncConnection) -> None:
-        if not self.already_claimed:
-            await self._store.add_claim(connection, self._merchant_id, self._key, self._fingerprint)
+    def first_write(self) -> BoundWrite | None:
+        if self.already_claimed:
+            return None
+        return self._store.claim(self._merchant_id, self._key, self._fingerprint)
 
     def first_transaction_committed(self) -> None:
         self.holds_claim = True

@@ -8,13 +8,15 @@ statements are built once, at import, so SQLAlchemy compiles and caches each of 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, inspect, select, update
+from sqlalchemy import Executable, Insert, Row, Table, bindparam, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.db import BoundWrite, insert_with_named_params
 from app.pagination import newest_first_page
 from app.payments.domain import ORDER_BLOCKING_STATUSES, PaymentStatus
 from app.payments.models import Payment, PaymentTransition
@@ -30,8 +32,9 @@ _ATTRIBUTE_FOR_COLUMN: dict[str, str] = {
 }
 _COLUMN_FOR_ATTRIBUTE = {attribute: column for column, attribute in _ATTRIBUTE_FOR_COLUMN.items()}
 
-_INSERT_PAYMENT = PAYMENTS.insert()
-_INSERT_TRANSITION = TRANSITIONS.insert()
+_INSERT_PAYMENT = insert_with_named_params(PAYMENTS, list(_ATTRIBUTE_FOR_COLUMN), "payment")
+_AUDIT_COLUMNS = ("payment_id", "from_status", "to_status", "actor", "detail", "created_at")
+_INSERT_TRANSITION = insert_with_named_params(TRANSITIONS, _AUDIT_COLUMNS, "audit")
 # Bound parameter names must differ from column names: the other keys become the SET clause.
 _UPDATE_RETURNING = (
     PAYMENTS.update().where(PAYMENTS.c.id == bindparam("where_id")).returning(*PAYMENTS.c)
@@ -52,15 +55,12 @@ def _column_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return {_COLUMN_FOR_ATTRIBUTE[name]: value for name, value in values.items()}
 
 
-async def insert_payment(connection: AsyncConnection, payment: Payment) -> None:
+def _payment_values(payment: Payment) -> dict[str, Any]:
     columns = _ATTRIBUTE_FOR_COLUMN.items()
-    await connection.execute(
-        _INSERT_PAYMENT, {column: getattr(payment, attribute) for column, attribute in columns}
-    )
+    return {f"payment_{column}": getattr(payment, attribute) for column, attribute in columns}
 
 
-async def insert_transition(
-    connection: AsyncConnection,
+def transition_values(
     *,
     payment_id: str,
     from_status: PaymentStatus | None,
@@ -68,18 +68,47 @@ async def insert_transition(
     actor: str,
     detail: str | None,
     at: datetime,
+) -> dict[str, Any]:
+    """The parameters of an audit row's INSERT."""
+    return {
+        "audit_payment_id": payment_id,
+        "audit_from_status": from_status.value if from_status else None,
+        "audit_to_status": to_status.value,
+        "audit_actor": actor,
+        "audit_detail": detail[:255] if detail else None,
+        "audit_created_at": at,
+    }
+
+
+async def insert_payment(connection: AsyncConnection, payment: Payment) -> None:
+    await connection.execute(_INSERT_PAYMENT, _payment_values(payment))
+
+
+async def insert_transition(connection: AsyncConnection, values: Mapping[str, Any]) -> None:
+    await connection.execute(_INSERT_TRANSITION, values)
+
+
+async def insert_all_at_once(
+    connection: AsyncConnection,
+    payment: Payment,
+    audit: Mapping[str, Any],
+    also: BoundWrite | None,
 ) -> None:
-    await connection.execute(
-        _INSERT_TRANSITION,
-        {
-            "payment_id": payment_id,
-            "from_status": from_status.value if from_status else None,
-            "to_status": to_status.value,
-            "actor": actor,
-            "detail": detail[:255] if detail else None,
-            "created_at": at,
-        },
-    )
+    """PostgreSQL only: the new payment, its audit row and ``also`` (e.g. an idempotency claim)
+    in one statement of data-modifying CTEs. Run outside an explicit transaction it is still
+    atomic, and it costs one round trip instead of five (BEGIN, three INSERTs, COMMIT)."""
+    params = {**_payment_values(payment), **audit, **(also.params if also else {})}
+    await connection.execute(_all_at_once(also.statement if also else None), params)
+
+
+@functools.cache
+def _all_at_once(also: Insert | None) -> Executable:
+    # One statement object per kind of ``also`` (they are module constants), so each is
+    # compiled once.
+    statement = _INSERT_TRANSITION.add_cte(_INSERT_PAYMENT.cte("new_payment"))
+    if also is not None:
+        statement = statement.add_cte(also.cte("also"))
+    return statement
 
 
 async def update_returning(

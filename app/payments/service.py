@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db import new_id, retry_once_on_disconnect, utcnow
+from app.db import BoundWrite, new_id, retry_once_on_disconnect, utcnow
 from app.errors import AppError, Conflict, NotFound
 from app.events.models import OutboxEvent
 from app.metrics import PAYMENT_TRANSITIONS, PAYMENTS_CREATED
@@ -60,7 +60,9 @@ class CreationHooks(Protocol):
     """Work that must commit with a payment's first and last writes (an idempotency claim and
     its stored response), so a payment costs two transactions, not four."""
 
-    async def in_first_transaction(self, connection: AsyncConnection) -> None: ...
+    def first_write(self) -> BoundWrite | None:
+        """An INSERT to commit with the payment's row; its unique constraint failing means
+        "taken" (HookConflict)."""
 
     def first_transaction_committed(self) -> None: ...
 
@@ -108,6 +110,7 @@ class PaymentService:
         notifier: EventNotifier | None = None,
     ) -> None:
         self._engine = engine
+        self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessions = sessions
         self._settings = settings
         self._providers = providers
@@ -168,22 +171,7 @@ class PaymentService:
             check_count=0,
         )
         try:
-            async with self._engine.begin() as connection:
-                if hooks is not None:
-                    try:
-                        await hooks.in_first_transaction(connection)
-                    except IntegrityError:
-                        raise HookConflict from None
-                await repository.insert_payment(connection, payment)
-                await repository.insert_transition(
-                    connection,
-                    payment_id=payment.id,
-                    from_status=None,
-                    to_status=PaymentStatus.PENDING,
-                    actor=Actor.API,
-                    detail="created",
-                    at=now,
-                )
+            await self._write_ahead(payment, hooks.first_write() if hooks else None)
             if hooks is not None:
                 hooks.first_transaction_committed()
         except IntegrityError:
@@ -207,6 +195,33 @@ class PaymentService:
             extra={"payment_id": payment.id, "provider": payment.provider},
         )
         return recorded
+
+    async def _write_ahead(self, payment: Payment, also: BoundWrite | None) -> None:
+        """Commit the new payment, its audit row and ``also`` together. Raises HookConflict
+        when ``also`` hits its unique constraint, IntegrityError when the payment does."""
+        audit = repository.transition_values(
+            payment_id=payment.id,
+            from_status=None,
+            to_status=PaymentStatus.PENDING,
+            actor=Actor.API,
+            detail="created",
+            at=payment.created_at,
+        )
+        if self._engine.dialect.name == "postgresql":
+            try:
+                async with self._autocommit_engine.connect() as connection:
+                    await repository.insert_all_at_once(connection, payment, audit, also)
+                return
+            except IntegrityError:
+                pass  # Which row was refused? Writing them one by one below tells.
+        async with self._engine.begin() as connection:
+            if also is not None:
+                try:
+                    await connection.execute(also.statement, also.params)
+                except IntegrityError:
+                    raise HookConflict from None
+            await repository.insert_payment(connection, payment)
+            await repository.insert_transition(connection, audit)
 
     async def _initiate(self, provider: PaymentProvider, payment: Payment) -> InitiationResult:
         callback_url = None
@@ -470,12 +485,14 @@ class PaymentService:
                 return None
             await repository.insert_transition(
                 connection,
-                payment_id=payment_id,
-                from_status=from_status,
-                to_status=change.to_status,
-                actor=change.actor.value,
-                detail=change.detail,
-                at=now,
+                repository.transition_values(
+                    payment_id=payment_id,
+                    from_status=from_status,
+                    to_status=change.to_status,
+                    actor=change.actor.value,
+                    detail=change.detail,
+                    at=now,
+                ),
             )
             event_type = EVENT_FOR_STATUS[change.to_status].value
             await connection.execute(

@@ -340,7 +340,8 @@ async def test_an_abandoned_claim_is_taken_over(client, auth, merchant, runtime)
     )
     # A process died holding this key ten minutes ago: claimed, never answered.
     async with runtime.engine.begin() as connection:
-        await runtime.idempotency.add_claim(connection, merchant.id, "crashed", fingerprint)
+        claim = runtime.idempotency.claim(merchant.id, "crashed", fingerprint)
+        await connection.execute(claim.statement, claim.params)
         await connection.execute(
             update(IdempotencyRecord).values(locked_at=utcnow() - timedelta(minutes=10))
         )
