@@ -36,6 +36,10 @@ SAFETY_MARGIN_RATIO = 0.1
 MIN_TTL = 5.0
 # A token answer without a usable ``expires_in`` is kept this long, not forever.
 DEFAULT_LIFETIME = 60.0
+# A process keeps a token read from Redis this long instead of asking Redis on every provider
+# call. Safe: Redis drops a token at least min(60 s, 10 % of its life) before the provider does,
+# and a token revoked early costs one 401, after which it is dropped everywhere it is seen.
+LOCAL_MEMO_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -189,8 +193,12 @@ class RedisTokenCache:
         lock_ttl: float = 10.0,
         wait_timeout: float = 30.0,
         poll_interval: float = 0.05,
+        memo_seconds: float = LOCAL_MEMO_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = redis
+        self._memo_seconds = memo_seconds
+        self._clock = clock
         self._prefix = prefix
         self._lock_ttl_ms = int(lock_ttl * 1000)
         self._wait_timeout = wait_timeout
@@ -198,20 +206,30 @@ class RedisTokenCache:
         self._flights = _SingleFlight()
         self._delete_if_holds = redis.register_script(_COMPARE_AND_DELETE)
         self._fallback = InMemoryTokenCache()
+        self._memo: dict[str, tuple[str, float]] = {}  # key → (token, kept until, monotonic)
 
     async def get(self, key: str, fetch: TokenFetcher) -> str:
+        memo = self._memo.get(key)
+        if memo is not None and memo[1] > self._clock():
+            TOKEN_CACHE.labels("hit").inc()
+            return memo[0]
         try:
             cached = await self._read(self._prefix + key)
             if cached is not None:
                 TOKEN_CACHE.labels("hit").inc()
-                return cached
-            TOKEN_CACHE.labels("miss").inc()
-            return await self._flights.run(key, lambda: self._refresh(key, fetch))
+            else:
+                TOKEN_CACHE.labels("miss").inc()
+                cached = await self._flights.run(key, lambda: self._refresh(key, fetch))
         except RedisError as exc:
             logger.warning("token cache: Redis unavailable (%s), using memory", type(exc).__name__)
             return await self._fallback.get(key, fetch)
+        self._memo[key] = (cached, self._clock() + self._memo_seconds)
+        return cached
 
     async def invalidate(self, key: str, *, stale: str | None = None) -> None:
+        memo = self._memo.get(key)
+        if memo is not None and (stale is None or memo[0] == stale):
+            del self._memo[key]
         await self._fallback.invalidate(key, stale=stale)
         try:
             if stale is None:

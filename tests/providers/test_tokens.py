@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from app.providers.errors import ProviderUnavailable
 from app.providers.tokens import (
+    LOCAL_MEMO_SECONDS,
     AccessToken,
     InMemoryTokenCache,
     RedisTokenCache,
@@ -150,7 +152,7 @@ async def test_invalidate_drops_only_the_stale_token(clock: FakeClock) -> None:
 # --- Redis ---------------------------------------------------------------------------------------
 
 
-def redis_cache(redis: Redis, prefix: str, **options: float) -> RedisTokenCache:
+def redis_cache(redis: Redis, prefix: str, **options: Any) -> RedisTokenCache:
     return RedisTokenCache(redis, prefix=prefix, poll_interval=0.005, **options)
 
 
@@ -186,16 +188,43 @@ async def test_redis_ttl_honours_expires_in(redis: Redis, redis_prefix: str) -> 
 
 
 @pytest.mark.redis
-async def test_redis_expired_token_is_refetched(redis: Redis, redis_prefix: str) -> None:
-    cache = redis_cache(redis, redis_prefix)
+async def test_redis_expired_token_is_refetched_once_the_local_memo_lapses(
+    redis: Redis, redis_prefix: str, clock: FakeClock
+) -> None:
+    cache = redis_cache(redis, redis_prefix, clock=clock)
     fetch = CountingFetcher()
     assert await cache.get("k", fetch) == "token-1"
-    await redis.pexpire(f"{redis_prefix}k", 1)
-    deadline = asyncio.get_running_loop().time() + 2
-    while await redis.exists(f"{redis_prefix}k"):
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.005)
+    await redis.delete(f"{redis_prefix}k")  # expired in Redis
+    assert await cache.get("k", fetch) == "token-1"  # still within this process's memo
+    clock.advance(LOCAL_MEMO_SECONDS + 0.1)
     assert await cache.get("k", fetch) == "token-2"
+    assert fetch.calls == 2
+
+
+@pytest.mark.redis
+async def test_a_refused_token_leaves_the_local_memo_at_once(
+    redis: Redis, redis_prefix: str, clock: FakeClock
+) -> None:
+    cache = redis_cache(redis, redis_prefix, clock=clock)
+    fetch = CountingFetcher()
+    assert await cache.get("k", fetch) == "token-1"
+    await cache.invalidate("k", stale="token-1")  # the provider answered 401
+    assert await cache.get("k", fetch) == "token-2"
+
+
+@pytest.mark.redis
+async def test_another_processs_new_token_is_picked_up_after_the_memo(
+    redis: Redis, redis_prefix: str, clock: FakeClock
+) -> None:
+    mine = redis_cache(redis, redis_prefix, clock=clock)
+    theirs = redis_cache(redis, redis_prefix)
+    fetch = CountingFetcher()
+    assert await mine.get("k", fetch) == "token-1"
+    await theirs.invalidate("k", stale="token-1")
+    assert await theirs.get("k", fetch) == "token-2"
+    clock.advance(LOCAL_MEMO_SECONDS + 0.1)
+    assert await mine.get("k", fetch) == "token-2"
+    assert fetch.calls == 2
 
 
 @pytest.mark.redis
