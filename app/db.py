@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, Insert, MetaData, Table, bindparam, event
+from sqlalchemy import JSON, DateTime, Insert, MetaData, Table, Update, bindparam, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -78,8 +79,12 @@ T = TypeVar("T")
 class BoundWrite:
     """A statement built once (so SQLAlchemy compiles it once) and the values for one run."""
 
-    statement: Insert
+    statement: Insert | Update
     params: Mapping[str, Any]
+
+
+async def execute_write(connection: AsyncConnection, write: BoundWrite) -> None:
+    await connection.execute(write.statement, write.params)
 
 
 def insert_with_named_params(table: Table, columns: Sequence[str], prefix: str) -> Insert:

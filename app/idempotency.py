@@ -26,7 +26,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BoundWrite, insert_with_named_params, utcnow
@@ -130,11 +130,11 @@ class IdempotencyStore:
                     return Claim(ClaimState.TAKEN_OVER)
             return Claim(ClaimState.IN_PROGRESS)
 
-    async def complete_in(
-        self, connection: AsyncConnection, merchant_id: str, key: str, status_code: int, body: str
-    ) -> None:
-        """Store the response inside the caller's transaction."""
-        await connection.execute(
+    @staticmethod
+    def store_response(merchant_id: str, key: str, status_code: int, body: str) -> BoundWrite:
+        """The UPDATE that stores the response, for the caller to commit with the payment's
+        outcome."""
+        return BoundWrite(
             _STORE_RESPONSE,
             {
                 "where_merchant_id": merchant_id,

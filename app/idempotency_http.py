@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import BoundWrite
 from app.errors import PROBLEM_JSON, AppError, problem
@@ -61,7 +60,8 @@ class IdempotentCreation:
         self._render = render
         self.already_claimed = False  # set when we took over an abandoned claim
         self.holds_claim = False  # our claim is committed and has no response yet
-        self.response: JSONResponse | None = None
+        self.response: JSONResponse | None = None  # as stored for the key, once committed
+        self._answer: JSONResponse | None = None
 
     def first_write(self) -> BoundWrite | None:
         if self.already_claimed:
@@ -75,16 +75,17 @@ class IdempotentCreation:
         await self._store.release(self._merchant_id, self._key)
         self.holds_claim = False
 
-    async def in_last_transaction(self, connection: AsyncConnection, payment: Payment) -> None:
-        response = self._render(payment)
-        await self._store.complete_in(
-            connection,
+    def last_write(self, payment: Payment) -> BoundWrite:
+        self._answer = self._render(payment)
+        return self._store.store_response(
             self._merchant_id,
             self._key,
-            response.status_code,
-            bytes(response.body).decode(),
+            self._answer.status_code,
+            bytes(self._answer.body).decode(),
         )
-        self.response = response
+
+    def last_write_committed(self) -> None:
+        self.response = self._answer
         self.holds_claim = False
 
 

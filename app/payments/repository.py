@@ -13,7 +13,18 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, Insert, Row, Table, bindparam, inspect, select, update
+from sqlalchemy import (
+    Executable,
+    Insert,
+    Row,
+    Table,
+    Update,
+    bindparam,
+    exists,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import BoundWrite, insert_with_named_params
@@ -46,9 +57,27 @@ _CONDITIONAL_UPDATE_RETURNING = (
 )
 
 
+# Recording that the request-to-pay is over, if nothing changed the payment meanwhile.
+_FINISH_IF_PENDING = (
+    PAYMENTS.update()
+    .where(PAYMENTS.c.id == bindparam("where_id"), PAYMENTS.c.status == bindparam("where_status"))
+    .values(
+        initiation_finished_at=bindparam("finish_initiation_finished_at"),
+        next_check_at=bindparam("finish_next_check_at"),
+    )
+)
+_FINISHED_FIELDS = frozenset({"initiation_finished_at", "next_check_at"})
+
+
 def payment_from_row(row: Row[Any]) -> Payment:
     """A detached ``Payment`` holding a row read with Core."""
     return Payment(**{_ATTRIBUTE_FOR_COLUMN[key]: value for key, value in row._mapping.items()})
+
+
+def updated_copy(payment: Payment, values: Mapping[str, Any]) -> Payment:
+    """A detached copy of ``payment`` with ``values`` (attribute names) applied."""
+    current = {name: getattr(payment, name) for name in _COLUMN_FOR_ATTRIBUTE}
+    return Payment(**{**current, **values})
 
 
 def _column_values(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,6 +148,39 @@ async def update_returning(
         _UPDATE_RETURNING, {"where_id": payment_id, **_column_values(values)}
     )
     return payment_from_row(result.one())
+
+
+async def finish_initiation_if_pending(
+    connection: AsyncConnection,
+    payment_id: str,
+    finished: Mapping[str, Any],
+    also: BoundWrite | None,
+) -> bool:
+    """PostgreSQL only: set ``finished`` (initiation_finished_at, next_check_at) on a payment
+    still pending and, in the same statement and only then, run ``also`` (an UPDATE, e.g. the
+    idempotency response). True if both happened; False if the payment had left pending (then
+    nothing was written; ``also`` may also find no row, e.g. a purged key)."""
+    if set(finished) != _FINISHED_FIELDS:
+        raise ValueError(f"finished must set exactly {sorted(_FINISHED_FIELDS)}")
+    params = {
+        "where_id": payment_id,
+        "where_status": PaymentStatus.PENDING.value,
+        **{f"finish_{name}": value for name, value in finished.items()},
+    }
+    if also is None:
+        result = await connection.execute(_FINISH_IF_PENDING, params)
+    else:
+        if not isinstance(also.statement, Update):
+            raise TypeError("also must be an UPDATE")
+        result = await connection.execute(_finish_then(also.statement), {**params, **also.params})
+    return int(result.rowcount) == 1
+
+
+@functools.cache
+def _finish_then(also: Update) -> Executable:
+    # ``also`` only touches its row if the payment's UPDATE did (it returns a row then).
+    finished = _FINISH_IF_PENDING.returning(PAYMENTS.c.id).cte("finished")
+    return also.where(exists(select(finished.c.id)))
 
 
 async def conditional_update(

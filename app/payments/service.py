@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db import BoundWrite, new_id, retry_once_on_disconnect, utcnow
+from app.db import BoundWrite, execute_write, new_id, retry_once_on_disconnect, utcnow
 from app.errors import AppError, Conflict, NotFound
 from app.events.models import OutboxEvent
 from app.metrics import PAYMENT_TRANSITIONS, PAYMENTS_CREATED
@@ -66,7 +66,10 @@ class CreationHooks(Protocol):
 
     def first_transaction_committed(self) -> None: ...
 
-    async def in_last_transaction(self, connection: AsyncConnection, payment: Payment) -> None: ...
+    def last_write(self, payment: Payment) -> BoundWrite:
+        """A write to commit with the payment's last one (which ``payment`` shows)."""
+
+    def last_write_committed(self) -> None: ...
 
 
 InTransaction = Callable[[AsyncConnection, Payment], Awaitable[None]]
@@ -270,6 +273,13 @@ class PaymentService:
                 failure_code=result.failure_code or FailureCode.PROVIDER_ERROR,
                 failure_message=result.failure_message,
             )
+            then: InTransaction | None = None
+            if hooks is not None:
+                last_write = hooks.last_write
+
+                async def then(connection: AsyncConnection, refused: Payment) -> None:
+                    await execute_write(connection, last_write(refused))
+
             # A conditional update: running it twice cannot fail the payment twice.
             refused = await retry_once_on_disconnect(
                 lambda: self._transition(
@@ -277,27 +287,55 @@ class PaymentService:
                     refusal,
                     from_status=PaymentStatus.PENDING,
                     also=finished,
-                    then=hooks.in_last_transaction if hooks else None,
+                    then=then,
                 )
             )
             if refused is not None:
+                if hooks is not None:
+                    hooks.last_write_committed()
                 return refused
             if hooks is None:
                 return await self._reload(payment.id)
             # A callback settled it first (the transition found it no longer pending).
-            return await self._finish_initiation(payment.id, finished, hooks)
+            return await self._finish_initiation(payment, finished, hooks)
         return await retry_once_on_disconnect(
-            lambda: self._finish_initiation(payment.id, finished, hooks)
+            lambda: self._finish_initiation(payment, finished, hooks)
         )
 
     async def _finish_initiation(
-        self, payment_id: str, finished: dict[str, Any], hooks: CreationHooks | None
+        self, payment: Payment, finished: dict[str, Any], hooks: CreationHooks | None
     ) -> Payment:
+        """Record that the request-to-pay is over, with the hooks' last write."""
+        if self._engine.dialect.name == "postgresql":
+            recorded = await self._finish_if_unchanged(payment, finished, hooks)
+            if recorded is not None:
+                return recorded
         async with self._engine.begin() as connection:
-            payment = await repository.update_returning(connection, payment_id, finished)
+            recorded = await repository.update_returning(connection, payment.id, finished)
             if hooks is not None:
-                await hooks.in_last_transaction(connection, payment)
-            return payment
+                await execute_write(connection, hooks.last_write(recorded))
+        if hooks is not None:
+            hooks.last_write_committed()
+        return recorded
+
+    async def _finish_if_unchanged(
+        self, payment: Payment, finished: dict[str, Any], hooks: CreationHooks | None
+    ) -> Payment | None:
+        """PostgreSQL, and the payment still pending (nearly always): it is then exactly what
+        we created plus ``finished``, so it needs no reading back, and one autocommitted
+        statement records both writes instead of a transaction of four round trips.
+        None: something changed the payment meanwhile (nothing was written)."""
+        expected = repository.updated_copy(payment, finished)
+        also = hooks.last_write(expected) if hooks is not None else None
+        async with self._autocommit_engine.connect() as connection:
+            done = await repository.finish_initiation_if_pending(
+                connection, payment.id, finished, also
+            )
+        if not done:
+            return None
+        if hooks is not None:
+            hooks.last_write_committed()
+        return expected
 
     # --- settling --------------------------------------------------------------------------
     async def refresh_payment(self, merchant_id: str, payment_id: str) -> Payment:

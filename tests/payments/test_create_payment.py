@@ -11,6 +11,7 @@ from sqlalchemy import update
 
 from app.db import utcnow
 from app.idempotency import IdempotencyRecord, request_fingerprint
+from app.payments import repository
 from app.payments.domain import Actor, FailureCode, PaymentStatus, Provider
 from app.payments.schemas import CreatePaymentRequest
 from app.payments.service import Change
@@ -356,12 +357,12 @@ async def test_an_abandoned_claim_is_taken_over(client, auth, merchant, runtime)
 
 
 async def test_a_claim_whose_request_failed_midway_is_released(client, auth, runtime, monkeypatch):
-    from app.payments import repository
-
     async def broken(*args, **kwargs):
         raise RuntimeError("database went away after the provider accepted")
 
+    # Whichever way the outcome is recorded (PostgreSQL's one statement or the transaction).
     monkeypatch.setattr(repository, "update_returning", broken)
+    monkeypatch.setattr(repository, "finish_initiation_if_pending", broken)
     keyed = {**auth, "Idempotency-Key": "midway"}
     transport = httpx.ASGITransport(app=client._transport.app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
@@ -374,3 +375,37 @@ async def test_a_claim_whose_request_failed_midway_is_released(client, auth, run
     # The payment from the first try exists (write-ahead) and holds the order: no second charge.
     assert retried.status_code == 409
     assert retried.json()["code"] == "order_already_has_payment"
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["no-key", "idempotency-key"])
+async def test_a_payment_settled_during_its_request_to_pay_is_answered_as_settled(
+    client, auth, runtime, fake_providers, keyed
+):
+    # The callback wins the race: the outcome is recorded on the settled row, not over it.
+    mtn = fake_providers[Provider.MTN_MOMO]
+    mtn.gate = asyncio.Event()
+    headers = {**auth, "Idempotency-Key": "settled-early"} if keyed else auth
+    creating = asyncio.create_task(client.post("/v1/payments", json=VALID, headers=headers))
+    deadline = asyncio.get_running_loop().time() + 5
+    while not mtn.requests:  # the request is now inside the provider call
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.005)
+    async with runtime.sessions() as session:
+        payment = await repository.get_by_reference(session, mtn.requests[0].reference)
+    assert payment is not None
+    settled = Change(to_status=PaymentStatus.SUCCESSFUL, actor=Actor.CALLBACK)
+    assert await runtime.payments.transition(payment.id, settled) is True
+    mtn.gate.set()
+    response = await creating
+
+    assert response.status_code == 201
+    assert response.json()["status"] == "successful"
+    async with runtime.sessions() as session:
+        recorded = await repository.get(session, payment.id)
+    assert recorded is not None
+    assert recorded.status == "successful"
+    assert recorded.initiation_finished_at is not None
+    if keyed:
+        replay = await client.post("/v1/payments", json=VALID, headers=headers)
+        assert replay.headers["Idempotent-Replayed"] == "true"
+        assert replay.content == response.content
