@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         default=DEFAULT_SQLITE_URL,
         description="SQLAlchemy async URL; PostgreSQL (postgresql+asyncpg://) in production.",
     )
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description="PostgreSQL connections each process keeps open (and half as many more "
+        "under bursts); size it to the requests a process has in flight at once.",
+    )
     redis_url: str | None = Field(
         default=None, description="Redis for tokens and the arq queue; unset = in-process jobs."
     )

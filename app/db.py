@@ -111,7 +111,12 @@ async def retry_once_on_disconnect(work: Callable[[], Awaitable[T]]) -> T:
         return await work()
 
 
-def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
+DEFAULT_POOL_SIZE = 20
+
+
+def create_engine(
+    database_url: str, *, echo: bool = False, pool_size: int = DEFAULT_POOL_SIZE
+) -> AsyncEngine:
     if database_url.startswith("sqlite"):
         engine = create_async_engine(
             database_url, echo=echo, connect_args={"timeout": 30}, pool_pre_ping=False
@@ -119,9 +124,15 @@ def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
         _tune_sqlite(engine)
         return engine
     # No pre-ping (see retry_once_on_disconnect); connections are recycled before a server or
-    # proxy idle timeout is likely to cut them.
+    # proxy idle timeout is likely to cut them. The pool keeps as many connections as a busy
+    # process uses: an overflow connection is closed when returned, and opening one costs
+    # PostgreSQL a new backend process and every prepared statement again.
     return create_async_engine(
-        database_url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800
+        database_url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size // 2,
+        pool_recycle=1800,
     )
 
 

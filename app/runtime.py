@@ -83,7 +83,7 @@ async def build_runtime(
     providers: Mapping[Provider, PaymentProvider] | None = None,
     delivery_client: httpx.AsyncClient | None = None,
 ) -> Runtime:
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     sessions = create_sessionmaker(engine)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     owns_providers = providers is None
