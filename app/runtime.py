@@ -121,7 +121,11 @@ async def build_runtime(
         payments=payments,
         idempotency=IdempotencyStore(sessions),
         callbacks=CallbackService(
-            sessions=sessions, settings=settings, payments=payments, callback_secret=callback_secret
+            engine=engine,
+            sessions=sessions,
+            settings=settings,
+            payments=payments,
+            callback_secret=callback_secret,
         ),
         delivery=EventDelivery(sessions=sessions, settings=settings, client=client),
         reconciler=Reconciler(

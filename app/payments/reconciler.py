@@ -174,7 +174,7 @@ class Reconciler:
         async with semaphore:
             await self._limiters[Provider(payment.provider)].wait()
             try:
-                updated = await self._payments.check_with_provider(payment.id, Actor.RECONCILER)
+                updated = await self._payments.check_with_provider(payment, Actor.RECONCILER)
             except ProviderError as exc:
                 RECONCILE_CHECKS.labels(payment.provider, "unreachable").inc()
                 report.unreachable += 1

@@ -341,7 +341,7 @@ class PaymentService:
     async def refresh_payment(self, merchant_id: str, payment_id: str) -> Payment:
         payment = await self.get_payment(merchant_id, payment_id)
         try:
-            return await self.check_with_provider(payment.id, Actor.API)
+            return await self.check_with_provider(payment, Actor.API)
         except ProviderUnavailable:
             raise AppError(
                 503,
@@ -350,22 +350,39 @@ class PaymentService:
                 headers={"Retry-After": "30"},
             ) from None
 
-    async def check_with_provider(self, payment_id: str, actor: Actor) -> Payment:
-        """Ask the provider about a payment and apply the answer. Raises ProviderUnavailable."""
-        payment = await self._reload(payment_id)
+    async def check_with_provider(self, payment: Payment | str, actor: Actor) -> Payment:
+        """Ask the provider about a payment and apply the answer. Raises ProviderUnavailable.
+
+        ``payment`` may be a row the caller has just read, which saves reading it again: if it
+        is out of date by the time the answer comes, the conditional update notices.
+        """
+        if isinstance(payment, str):
+            payment = await self._reload(payment)
         provider = self._provider(Provider(payment.provider))
         result = await provider.get_status(payment.provider_reference)
         return await self.apply_status(payment, result, actor)
 
     async def apply_status(self, payment: Payment, result: StatusResult, actor: Actor) -> Payment:
         change = self._decide(payment, result, actor)
+        if change is None:
+            return await self._reload(payment.id)
+        changed = await self._transition(
+            payment.id, change, from_status=PaymentStatus(payment.status)
+        )
+        if changed is not None:
+            return changed
+        # Someone moved the payment first: judge the same answer against the row as it is now
+        # (e.g. a failure reported after another writer recorded success is a contradiction).
+        current = await self._reload(payment.id)
+        change = self._decide(current, result, actor)
         if change is not None:
             changed = await self._transition(
-                payment.id, change, from_status=PaymentStatus(payment.status)
+                current.id, change, from_status=PaymentStatus(current.status)
             )
             if changed is not None:
                 return changed
-        return await self._reload(payment.id)
+            current = await self._reload(payment.id)
+        return current
 
     def _decide(self, payment: Payment, result: StatusResult, actor: Actor) -> Change | None:
         """What the provider's answer means for this payment, or None for "nothing yet"."""

@@ -7,11 +7,11 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Table, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db import utcnow
+from app.db import insert_with_named_params, utcnow
 from app.payments.domain import Provider
 from app.webhooks.models import ProviderCallback
 
@@ -32,8 +32,27 @@ def dedupe_key(provider: Provider, payment_id: str, raw_body: bytes) -> str:
     return f"{provider.value}:{payment_id}:{hashlib.sha256(raw_body).hexdigest()}"
 
 
+_CALLBACKS: Table = ProviderCallback.__table__  # type: ignore[assignment]
+# Built once, so it is compiled once; one autocommitted round trip per callback.
+_RECORD = insert_with_named_params(
+    _CALLBACKS,
+    (
+        "provider",
+        "payment_id",
+        "dedupe_key",
+        "raw_body",
+        "headers",
+        "source_ip",
+        "outcome",
+        "received_at",
+    ),
+    "callback",
+).returning(_CALLBACKS.c.id)
+
+
 class Inbox:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessions = sessions
 
     async def record(
@@ -49,21 +68,20 @@ class Inbox:
     ) -> int | None:
         """Store one callback. With ``key``, returns None if that key is already taken
         (a repeat); the repeat is then stored without the key, as a duplicate."""
-        row = ProviderCallback(
-            provider=provider.value,
-            payment_id=payment_id,
-            dedupe_key=key,
-            raw_body=raw_body,
-            headers=headers_of_interest(headers),
-            source_ip=source_ip,
-            outcome=outcome,
-            received_at=utcnow(),
-        )
+        values = {
+            "callback_provider": provider.value,
+            "callback_payment_id": payment_id,
+            "callback_dedupe_key": key,
+            "callback_raw_body": raw_body,
+            "callback_headers": headers_of_interest(headers),
+            "callback_source_ip": source_ip,
+            "callback_outcome": outcome,
+            "callback_received_at": utcnow(),
+        }
         try:
-            async with self._sessions.begin() as session:
-                session.add(row)
-                await session.flush()
-                return row.id
+            async with self._autocommit_engine.connect() as connection:
+                callback_id: int = (await connection.execute(_RECORD, values)).scalar_one()
+                return callback_id
         except IntegrityError:
             if key is None:
                 raise

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import utcnow
@@ -85,6 +85,7 @@ class CallbackService:
     def __init__(
         self,
         *,
+        engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
         payments: PaymentService,
@@ -94,7 +95,7 @@ class CallbackService:
         self._settings = settings
         self._payments = payments
         self._callback_secret = callback_secret
-        self._inbox = Inbox(sessions)
+        self._inbox = Inbox(engine, sessions)
         self._background: set[asyncio.Task[CallbackOutcome]] = set()
 
     async def receive(self, callback: InboundCallback) -> CallbackReply:
@@ -232,7 +233,7 @@ class CallbackService:
 
     # --- verify-by-fetch ---------------------------------------------------------------------
     async def _verify_by_fetch(self, payment: Payment, callback_id: int) -> CallbackReply:
-        task = asyncio.create_task(self._check(payment.id, callback_id))
+        task = asyncio.create_task(self._check(payment, callback_id))
         # MTN is said to wait about 2 s: past the deadline the check goes on in the background.
         deadline = self._settings.callback_verify_deadline_seconds
         done, _ = await asyncio.wait({task}, timeout=deadline)
@@ -248,9 +249,10 @@ class CallbackService:
         await self._check_soon(payment.id)
         return CallbackReply(CallbackOutcome.DEFERRED, 200, RECEIVED)
 
-    async def _check(self, payment_id: str, callback_id: int) -> CallbackOutcome:
+    async def _check(self, found: Payment, callback_id: int) -> CallbackOutcome:
+        payment_id = found.id
         try:
-            payment = await self._payments.check_with_provider(payment_id, Actor.CALLBACK)
+            payment = await self._payments.check_with_provider(found, Actor.CALLBACK)
         except Exception as exc:
             # Whatever went wrong, the callback is on record and the reconciler will ask again.
             log = logger.warning if isinstance(exc, ProviderError) else logger.exception

@@ -54,8 +54,13 @@ async def test_dev_settles_a_payment_and_delivers_its_event(tmp_path, monkeypatc
                 )
 
             await eventually(delivered, what="the event at the demo storefront")
-            events = (await http.get(f"/v1/events?payment_id={payment_id}")).json()["data"]
-            assert [e["delivery"]["status"] for e in events] == ["delivered"]
+
+            async def recorded_as_delivered() -> bool:
+                # The gateway records the storefront's 2xx just after the storefront logs it.
+                events = (await http.get(f"/v1/events?payment_id={payment_id}")).json()["data"]
+                return [e["delivery"]["status"] for e in events] == ["delivered"]
+
+            await eventually(recorded_as_delivered, what="the event recorded as delivered")
         assert (tmp_path / "momo_gateway.db").exists()
     finally:
         stop.set()

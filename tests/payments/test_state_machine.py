@@ -8,6 +8,7 @@ import pytest
 
 from app.payments.domain import ALLOWED_TRANSITIONS, Actor, FailureCode, PaymentStatus
 from app.payments.service import Change
+from app.providers.base import ProviderPaymentStatus, StatusResult
 from tests.conftest import count_rows
 from tests.payments.test_create_payment import VALID
 
@@ -96,3 +97,29 @@ async def test_an_illegal_transition_is_refused(client, auth, runtime):
             payment_id,
             Change(to_status=PaymentStatus.PENDING, actor=Actor.API),
         )
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # Another writer recorded success first; the provider's failure contradicts it.
+        (ProviderPaymentStatus.FAILED, "needs_review"),
+        # The same success again: nothing to do, and the row as it is comes back.
+        (ProviderPaymentStatus.SUCCESSFUL, "successful"),
+    ],
+)
+async def test_an_answer_applied_to_an_outdated_row_is_judged_on_the_current_one(
+    client, auth, merchant, runtime, answer, expected
+):
+    payment_id = await pending_payment(client, auth)
+    outdated = await runtime.payments.get_payment(merchant.id, payment_id)
+    settled = Change(to_status=PaymentStatus.SUCCESSFUL, actor=Actor.CALLBACK)
+    assert await runtime.payments.transition(payment_id, settled) is True
+
+    updated = await runtime.payments.apply_status(
+        outdated, StatusResult(status=answer), Actor.RECONCILER
+    )
+
+    assert updated.status == expected
+    current = await client.get(f"/v1/payments/{payment_id}", headers=auth)
+    assert current.json()["status"] == expected
