@@ -34,6 +34,7 @@ from typing import Any
 from bench import harness, loadgen
 from bench.harness import Service, SimulatorControl
 
+TWO_WORKERS = "gateway-2w"
 CONCURRENCY_LEVELS = (1, 8, 16, 64, 256)
 LATENCIES = (0.0, 0.3)
 # A number the simulator approves (its failure scenarios end in 000NNN).
@@ -320,6 +321,7 @@ def run(
     levels: tuple[int, ...] = CONCURRENCY_LEVELS,
     latencies: tuple[float, ...] = LATENCIES,
     aiohttp_floor: bool = True,
+    two_workers: bool = True,
     do_profile: bool = True,
     backend: str = "auto",
     log: Callable[[str], None] = print,
@@ -354,6 +356,27 @@ def run(
                 db_url,
             ),
         ]
+        if two_workers:
+            # The same gateway as deployed on a 2-core host: two uvicorn workers. Its pools are
+            # smaller so every server here fits in PostgreSQL's 100 connections together.
+            gateway_2w = harness.start_gateway(
+                work_dir,
+                db_url=db_url,
+                simulator_url=simulator.url or "",
+                workers=2,
+                name=TWO_WORKERS,
+                extra_env={"DATABASE_POOL_SIZE": "15"},
+            )
+            services.append(gateway_2w)
+            targets.append(
+                Target(
+                    TWO_WORKERS,
+                    gateway_2w,
+                    auth,
+                    "SELECT count(*) FROM payments WHERE initiation_finished_at IS NOT NULL",
+                    db_url,
+                )
+            )
         if aiohttp_floor:
             floor_aio = harness.start_floor(
                 work_dir, db_url=db_url, simulator_url=simulator.url or "", client="aiohttp"
@@ -374,7 +397,7 @@ def run(
         transactions = {
             t.name: transactions_per_payment(t, work_dir, tag, backend)
             for t in targets
-            if t.name != "floor-aiohttp"  # the same SQL as the httpx floor
+            if t.name not in ("floor-aiohttp", TWO_WORKERS)  # the same SQL as another target
         }
         log(f"PostgreSQL transactions per payment: {transactions}")
         results: list[Level] = []
@@ -407,7 +430,7 @@ def run(
         if do_profile:
             best = max((r for r in results if r.target == "gateway"), key=lambda r: r.throughput)
             profile_result = profile_level(
-                targets[-1],
+                next(t for t in targets if t.name == "gateway"),
                 control,
                 latency=best.latency_ms / 1000,
                 concurrency=best.concurrency,
@@ -442,6 +465,7 @@ def main() -> None:
     parser.add_argument("--levels", default=",".join(map(str, CONCURRENCY_LEVELS)))
     parser.add_argument("--latencies", default="0,0.3", help="provider latencies in seconds")
     parser.add_argument("--no-aiohttp-floor", action="store_true")
+    parser.add_argument("--no-two-workers", action="store_true", help="skip the 2-worker gateway")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--backend", choices=["auto", "wrk", "httpx"], default="auto")
     args = parser.parse_args()
@@ -450,6 +474,7 @@ def main() -> None:
         levels=tuple(int(x) for x in args.levels.split(",")),
         latencies=tuple(float(x) for x in args.latencies.split(",")),
         aiohttp_floor=not args.no_aiohttp_floor,
+        two_workers=not args.no_two_workers,
         do_profile=not args.no_profile,
         backend=args.backend,
     )
