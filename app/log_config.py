@@ -48,9 +48,20 @@ _SECRETS = [
 ]
 
 
+# Each secret pattern above needs one of these words and the phone pattern a run of ten digits:
+# one scan for them spares most lines (an access line, "payment created") the five substitutions.
+_SECRET_HINT = re.compile(
+    r"(?i)bearer|basic|whsec_|mgw_|token|secret|api_?key|subscription_?key|password|signature|hash"
+)
+_PHONE_HINT = re.compile(r"\d{10}")
+
+
 def redact(text: str) -> str:
-    for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
+    if _SECRET_HINT.search(text):
+        for pattern, replacement in _SECRETS:
+            text = pattern.sub(replacement, text)
+    if not _PHONE_HINT.search(text):
+        return text
 
     def mask_phone(match: re.Match[str]) -> str:
         if match.group(1):

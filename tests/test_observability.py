@@ -7,8 +7,12 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from app import log_config
 from app.log_config import JsonFormatter, redact
 from app.simulator.config import (
     DEFAULT_AIRTEL_CLIENT_SECRET,
@@ -101,6 +105,47 @@ def test_redaction_masks_phones_and_credentials():
         "c2VjcmV0",
     ]:
         assert leaked not in line
+
+
+def _redact_everything(text: str) -> str:
+    """The redaction without its quick checks: every substitution on every line."""
+    for pattern, replacement in log_config._SECRETS:
+        text = pattern.sub(replacement, text)
+    return log_config._PHONE.sub(
+        lambda m: (
+            f"{m.group(1)[:4]}*****{m.group(3)}"
+            if m.group(1)
+            else f"{m.group(4)[:2]}*****{m.group(6)}"
+        ),
+        text,
+    )
+
+
+_FRAGMENTS = st.sampled_from(
+    [
+        "Bearer ",
+        "basic ",
+        "whsec_",
+        "mgw_",
+        "token=",
+        '"access_token": "',
+        "Secret: ",
+        "API_KEY=",
+        "256772123456",
+        "0772123456",
+        "1234567890",
+        "abc",
+        " ",
+        '"',
+        ",",
+    ]
+)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.lists(_FRAGMENTS | st.text(max_size=6), max_size=12).map("".join))
+def test_the_quick_checks_never_skip_a_redaction(text: str) -> None:
+    assert redact(text) == _redact_everything(text)
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -44,7 +44,6 @@ async def create_payment(
     body: CreatePaymentRequest,
     merchant: CurrentMerchant,
     runtime: RuntimeDep,
-    service: PaymentServiceDep,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", description=IDEMPOTENCY_KEY_DESCRIPTION)
     ] = None,
@@ -54,7 +53,7 @@ async def create_payment(
     new = validate_new_payment(body, runtime.settings)
 
     async def create(hooks: IdempotentCreation | None) -> Payment:
-        return await service.create_payment(merchant.id, new, hooks)
+        return await runtime.payments.create_payment(merchant.id, new, hooks)
 
     return await create_idempotently(
         runtime.idempotency,
