@@ -42,6 +42,20 @@ class InitiationResult:
     failure_code: FailureCode | None = None
     failure_message: str | None = None
 
+    @classmethod
+    def accepted(cls) -> InitiationResult:
+        return cls(outcome=InitiationOutcome.ACCEPTED)
+
+    @classmethod
+    def refused(cls, code: FailureCode, message: str) -> InitiationResult:
+        return cls(
+            outcome=InitiationOutcome.REFUSED, failure_code=code, failure_message=message[:255]
+        )
+
+    @classmethod
+    def unknown(cls, message: str) -> InitiationResult:
+        return cls(outcome=InitiationOutcome.UNKNOWN, failure_message=message[:255])
+
 
 class ProviderPaymentStatus(StrEnum):
     PENDING = "pending"

@@ -28,6 +28,7 @@ from tenacity import (
     retry_if_result,
 )
 
+from app.config import Settings
 from app.metrics import PROVIDER_REQUESTS, provider_labels
 from app.providers.errors import ProviderRejected, ProviderUnavailable
 
@@ -81,6 +82,15 @@ def build_client(
         limits=limits,
         transport=transport,
         follow_redirects=False,
+    )
+
+
+def client_for(settings: Settings, base_url: str) -> httpx.AsyncClient:
+    """``build_client`` with the operator's HTTP backend and pool size."""
+    return build_client(
+        base_url,
+        backend=settings.provider_http_backend,
+        max_connections=settings.provider_max_connections,
     )
 
 

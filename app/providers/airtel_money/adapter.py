@@ -18,7 +18,6 @@ from app.money import AmountError
 from app.payments.domain import FailureCode, Provider
 from app.providers.airtel_money import wire
 from app.providers.base import (
-    InitiationOutcome,
     InitiationResult,
     PaymentRequest,
     ProviderPaymentStatus,
@@ -28,7 +27,7 @@ from app.providers.errors import ProviderNotConfigured, ProviderRejected, Provid
 from app.providers.http import (
     Reply,
     RetryPolicy,
-    build_client,
+    client_for,
     is_transient_status,
     response_json,
     send_with_retries,
@@ -59,16 +58,6 @@ def _is_transient(response: httpx.Response) -> bool:
     if answer is None:
         return True
     return answer.entry.kind is wire.AirtelCodeKind.PENDING and not answer.code.startswith("DP")
-
-
-def _refused(code: FailureCode, message: str) -> InitiationResult:
-    return InitiationResult(
-        outcome=InitiationOutcome.REFUSED, failure_code=code, failure_message=message[:255]
-    )
-
-
-def _unknown(message: str) -> InitiationResult:
-    return InitiationResult(outcome=InitiationOutcome.UNKNOWN, failure_message=message[:255])
 
 
 def normalise_prefix(prefix: str) -> str:
@@ -120,12 +109,7 @@ class AirtelMoneyCollection:
         if not (settings.airtel_money_client_id and settings.airtel_money_client_secret):
             raise ProviderNotConfigured("Airtel Money credentials are not set")
         return cls(
-            client=client
-            or build_client(
-                settings.airtel_money_api_url,
-                backend=settings.provider_http_backend,
-                max_connections=settings.provider_max_connections,
-            ),
+            client=client or client_for(settings, settings.airtel_money_api_url),
             client_id=settings.airtel_money_client_id,
             client_secret=settings.airtel_money_client_secret,
             country=settings.airtel_money_country,
@@ -141,19 +125,21 @@ class AirtelMoneyCollection:
     # --- PaymentProvider ------------------------------------------------------------------
     async def request_payment(self, request: PaymentRequest) -> InitiationResult:
         if request.currency != self.currency:
-            return _refused(
+            return InitiationResult.refused(
                 FailureCode.INVALID_REQUEST,
                 f"Airtel Money is configured for {self.currency}, not {request.currency}",
             )
         msisdn = wire.national_msisdn(request.msisdn)
         if msisdn is None:
-            return _refused(FailureCode.INVALID_REQUEST, "not a Uganda mobile number")
+            return InitiationResult.refused(
+                FailureCode.INVALID_REQUEST, "not a Uganda mobile number"
+            )
         try:
             body = wire.payment_body(
                 request, country=self._country, currency=self.currency, msisdn=msisdn
             )
         except AmountError as exc:
-            return _refused(FailureCode.INVALID_AMOUNT, str(exc))
+            return InitiationResult.refused(FailureCode.INVALID_AMOUNT, str(exc))
         http_request = self._client.build_request(
             "POST",
             f"{self._prefix}/merchant/v1/payments/",
@@ -164,10 +150,12 @@ class AirtelMoneyCollection:
             reply = await self._send(http_request, "airtel.push")
         except ProviderUnavailable as exc:
             logger.warning("airtel push outcome unknown: %s", exc)
-            return _unknown(str(exc))
+            return InitiationResult.unknown(str(exc))
         except ProviderRejected as exc:
             logger.error("airtel refused our credentials: %s", exc)
-            return _refused(FailureCode.PROVIDER_ERROR, f"Airtel refused the credentials: {exc}")
+            return InitiationResult.refused(
+                FailureCode.PROVIDER_ERROR, f"Airtel refused the credentials: {exc}"
+            )
         return self._push_result(reply)
 
     async def _send(self, request: httpx.Request, operation: str) -> Reply:
@@ -190,21 +178,21 @@ class AirtelMoneyCollection:
         if 200 <= status < 300:
             envelope = wire.parse_envelope(response_json(response))
             if envelope is not None and envelope.status is not None and envelope.status.success:
-                return InitiationResult(outcome=InitiationOutcome.ACCEPTED)
+                return InitiationResult.accepted()
             logger.warning("airtel push: HTTP %d without a known code; outcome unknown", status)
-            return _unknown(f"HTTP {status} without a known code")
+            return InitiationResult.unknown(f"HTTP {status} without a known code")
         if status in (401, 403):
             if reply.attempts > 1:
                 logger.warning("airtel push: HTTP %d after a retry; outcome unknown", status)
-                return _unknown(f"HTTP {status}")
+                return InitiationResult.unknown(f"HTTP {status}")
             logger.error("airtel push: HTTP %d, check credentials and allowed IPs", status)
-            return _refused(FailureCode.PROVIDER_ERROR, f"HTTP {status}")
+            return InitiationResult.refused(FailureCode.PROVIDER_ERROR, f"HTTP {status}")
         if 400 <= status < 500:
             if status != 400:
                 logger.error("airtel push: unexpected HTTP %d; check the URL and prefix", status)
-            return _refused(FailureCode.INVALID_REQUEST, f"HTTP {status}")
+            return InitiationResult.refused(FailureCode.INVALID_REQUEST, f"HTTP {status}")
         logger.warning("airtel push: unexpected HTTP %d; outcome unknown", status)
-        return _unknown(f"HTTP {status}")
+        return InitiationResult.unknown(f"HTTP {status}")
 
     @staticmethod
     def _push_answer(answer: wire.AirtelAnswer) -> InitiationResult:
@@ -213,18 +201,18 @@ class AirtelMoneyCollection:
             # Our transaction.id is already at Airtel: an earlier attempt landed. Never push
             # again under a new id; the enquiry tells how it ends.
             logger.info("airtel push: transaction id already exists, treated as accepted")
-            return InitiationResult(outcome=InitiationOutcome.ACCEPTED)
+            return InitiationResult.accepted()
         if kind is wire.AirtelCodeKind.SUCCESS or answer.code == wire.IN_PROCESS:
-            return InitiationResult(outcome=InitiationOutcome.ACCEPTED)
+            return InitiationResult.accepted()
         if kind is wire.AirtelCodeKind.PENDING or answer.code in wire.AMBIGUOUS_AT_PUSH:
             logger.info("airtel push: %s; outcome unknown until enquiry", answer.code)
-            return _unknown(answer.describe())
+            return InitiationResult.unknown(answer.describe())
         code = answer.entry.failure_code or FailureCode.PROVIDER_ERROR
         if answer.entry.configuration:
             logger.error("airtel push refused: %s (configuration problem)", answer.describe())
         else:
             logger.info("airtel push refused: %s", answer.code)
-        return _refused(code, answer.describe())
+        return InitiationResult.refused(code, answer.describe())
 
     async def get_status(self, reference: str) -> StatusResult:
         path = f"{self._prefix}/standard/v1/payments/{quote(reference, safe='')}"

@@ -15,7 +15,6 @@ from app.config import Settings
 from app.money import AmountError
 from app.payments.domain import FailureCode, Provider
 from app.providers.base import (
-    InitiationOutcome,
     InitiationResult,
     PaymentRequest,
     ProviderPaymentStatus,
@@ -25,7 +24,7 @@ from app.providers.errors import ProviderNotConfigured, ProviderRejected, Provid
 from app.providers.http import (
     Reply,
     RetryPolicy,
-    build_client,
+    client_for,
     is_transient_status,
     response_json,
     send_with_retries,
@@ -79,12 +78,6 @@ def _is_transient_query(response: httpx.Response) -> bool:
     return _error_code(response) not in wire.MTN_CONFIGURATION_ERRORS
 
 
-def _refused(code: FailureCode, message: str) -> InitiationResult:
-    return InitiationResult(
-        outcome=InitiationOutcome.REFUSED, failure_code=code, failure_message=message[:255]
-    )
-
-
 class MtnMomoCollection:
     """The MTN MoMo Collection product as a ``PaymentProvider``."""
 
@@ -135,12 +128,7 @@ class MtnMomoCollection:
         ):
             raise ProviderNotConfigured("MTN MoMo credentials are not set")
         return cls(
-            client=client
-            or build_client(
-                settings.mtn_momo_api_url,
-                backend=settings.provider_http_backend,
-                max_connections=settings.provider_max_connections,
-            ),
+            client=client or client_for(settings, settings.mtn_momo_api_url),
             api_user=settings.mtn_momo_api_user,
             api_key=settings.mtn_momo_api_key,
             subscription_key=settings.mtn_momo_subscription_key,
@@ -156,14 +144,14 @@ class MtnMomoCollection:
     # --- PaymentProvider ------------------------------------------------------------------
     async def request_payment(self, request: PaymentRequest) -> InitiationResult:
         if request.currency != self.currency:
-            return _refused(
+            return InitiationResult.refused(
                 FailureCode.INVALID_REQUEST,
                 f"MTN MoMo is configured for {self.currency}, not {request.currency}",
             )
         try:
             body = wire.request_to_pay_body(request)
         except AmountError as exc:
-            return _refused(FailureCode.INVALID_AMOUNT, str(exc))
+            return InitiationResult.refused(FailureCode.INVALID_AMOUNT, str(exc))
         headers = self._headers()
         headers["X-Reference-Id"] = request.reference
         headers["Content-Type"] = "application/json"
@@ -186,28 +174,30 @@ class MtnMomoCollection:
             )
         except ProviderUnavailable as exc:
             logger.warning("mtn request-to-pay outcome unknown: %s", exc)
-            return InitiationResult(outcome=InitiationOutcome.UNKNOWN, failure_message=str(exc))
+            return InitiationResult.unknown(str(exc))
         except ProviderRejected as exc:
             logger.error("mtn refused our credentials: %s", exc)
-            return _refused(FailureCode.PROVIDER_ERROR, f"MTN refused the credentials: {exc}")
+            return InitiationResult.refused(
+                FailureCode.PROVIDER_ERROR, f"MTN refused the credentials: {exc}"
+            )
         return self._initiation_result(reply)
 
     def _initiation_result(self, reply: Reply) -> InitiationResult:
         response = reply.response
         status = response.status_code
         if 200 <= status < 300:
-            return InitiationResult(outcome=InitiationOutcome.ACCEPTED)
+            return InitiationResult.accepted()
         if status == 409:
             # Our reference already exists: an earlier attempt landed. Same request, not a new one.
             logger.info("mtn request-to-pay: reference already exists, treated as accepted")
-            return InitiationResult(outcome=InitiationOutcome.ACCEPTED)
+            return InitiationResult.accepted()
         message = _describe(response)
         if status in (401, 403):
             if reply.attempts > 1:
                 logger.warning("mtn request-to-pay: %s after a retry; outcome unknown", message)
-                return InitiationResult(outcome=InitiationOutcome.UNKNOWN, failure_message=message)
+                return InitiationResult.unknown(message)
             logger.error("mtn request-to-pay refused our credentials (%s)", message)
-            return _refused(FailureCode.PROVIDER_ERROR, message)
+            return InitiationResult.refused(FailureCode.PROVIDER_ERROR, message)
         code = _error_code(response)
         refusal = wire.final_initiation_refusal(code)
         if refusal is not None:
@@ -215,13 +205,13 @@ class MtnMomoCollection:
                 logger.error("mtn request-to-pay refused: %s (configuration problem)", message)
             else:
                 logger.info("mtn request-to-pay refused: %s", message)
-            return _refused(refusal, message)
+            return InitiationResult.refused(refusal, message)
         if 400 <= status < 500:
             if status != 400:
                 logger.error("mtn request-to-pay: unexpected %s; check MTN_MOMO_API_URL", message)
-            return _refused(FailureCode.INVALID_REQUEST, message)
+            return InitiationResult.refused(FailureCode.INVALID_REQUEST, message)
         logger.warning("mtn request-to-pay: unexpected %s; outcome unknown", message)
-        return InitiationResult(outcome=InitiationOutcome.UNKNOWN, failure_message=message)
+        return InitiationResult.unknown(message)
 
     async def get_status(self, reference: str) -> StatusResult:
         response = await self._query(
