@@ -104,11 +104,15 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
+def problem_for(exc: AppError) -> JSONResponse:
     return problem(
         exc.status, exc.code, exc.detail, errors=exc.errors, extra=exc.extra, headers=exc.headers
     )
+
+
+async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return problem_for(exc)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,7 @@ from fastapi import Response
 from fastapi.responses import JSONResponse
 
 from app.db import BoundWrite
-from app.errors import PROBLEM_JSON, AppError, problem
+from app.errors import PROBLEM_JSON, AppError, problem_for
 from app.idempotency import ClaimState, IdempotencyStore
 from app.payments.models import Payment
 from app.payments.service import HookConflict
@@ -153,11 +153,4 @@ async def _answer(run: Callable[[], Awaitable[JSONResponse]]) -> JSONResponse:
     try:
         return await run()
     except AppError as exc:
-        return problem(
-            exc.status,
-            exc.code,
-            exc.detail,
-            errors=exc.errors,
-            extra=exc.extra,
-            headers=exc.headers,
-        )
+        return problem_for(exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -31,21 +32,20 @@ def downgrade(database_url: str, revision: str = "base") -> None:
 
 async def upgrade_async(engine: AsyncEngine, revision: str = "head") -> None:
     """From inside a running event loop."""
-
-    def run(connection: object) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
+    await _run_on(engine, command.upgrade, revision)
 
 
 async def downgrade_async(engine: AsyncEngine, revision: str = "base") -> None:
+    await _run_on(engine, command.downgrade, revision)
+
+
+async def _run_on(
+    engine: AsyncEngine, alembic_command: Callable[[Config, str], None], revision: str
+) -> None:
     def run(connection: object) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
-        command.downgrade(config, revision)
+        alembic_command(config, revision)
 
     async with engine.begin() as connection:
         await connection.run_sync(run)

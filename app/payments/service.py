@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db import BoundWrite, execute_write, new_id, retry_once_on_disconnect, utcnow
+from app.db import BoundWrite, autocommit, execute_write, new_id, retry_once_on_disconnect, utcnow
 from app.errors import AppError, Conflict, NotFound
 from app.events.models import OutboxEvent
 from app.metrics import PAYMENT_TRANSITIONS, PAYMENTS_CREATED
@@ -113,7 +113,9 @@ class PaymentService:
         notifier: EventNotifier | None = None,
     ) -> None:
         self._engine = engine
-        self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._autocommit_engine = autocommit(engine)
+        # PostgreSQL runs several writes as one statement (data-modifying CTEs); SQLite cannot.
+        self._one_statement_writes = engine.dialect.name == "postgresql"
         self._sessions = sessions
         self._settings = settings
         self._providers = providers
@@ -210,7 +212,7 @@ class PaymentService:
             detail="created",
             at=payment.created_at,
         )
-        if self._engine.dialect.name == "postgresql":
+        if self._one_statement_writes:
             try:
                 async with self._autocommit_engine.connect() as connection:
                     await repository.insert_all_at_once(connection, payment, audit, also)
@@ -306,7 +308,7 @@ class PaymentService:
         self, payment: Payment, finished: dict[str, Any], hooks: CreationHooks | None
     ) -> Payment:
         """Record that the request-to-pay is over, with the hooks' last write."""
-        if self._engine.dialect.name == "postgresql":
+        if self._one_statement_writes:
             recorded = await self._finish_if_unchanged(payment, finished, hooks)
             if recorded is not None:
                 return recorded

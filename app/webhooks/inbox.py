@@ -11,7 +11,7 @@ from sqlalchemy import Table, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db import insert_with_named_params, utcnow
+from app.db import autocommit, insert_with_named_params, utcnow
 from app.payments.domain import Provider
 from app.webhooks.models import ProviderCallback
 
@@ -52,7 +52,7 @@ _RECORD = insert_with_named_params(
 
 class Inbox:
     def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._autocommit_engine = autocommit(engine)
         self._sessions = sessions
 
     async def record(
