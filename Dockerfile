@@ -3,10 +3,10 @@
 #   docker build -t momo-gateway .
 #   docker run --rm -p 8000:8000 --env-file .env momo-gateway
 #
-# The gateway runs from its source tree, /srv/momo-gateway, rather than from site-packages:
-# `momo-gateway migrate` finds the Alembic scripts at <app package>/../migrations
-# (app/migrate.py), so app/ and migrations/ must stay side by side. The virtualenv holds the
-# dependencies only.
+# The gateway runs from its source tree, /srv/momo-gateway, not from an installed wheel, so no
+# build backend is involved. As in a checkout, `momo-gateway migrate` finds the Alembic scripts
+# at <app package>/../migrations (app/migrate.py; only a wheel carries them as app/migrations),
+# so app/ and migrations/ must stay side by side. The virtualenv holds the dependencies only.
 
 ARG PYTHON_VERSION=3.11
 

@@ -32,4 +32,4 @@ pytest: install
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache momo_gateway.db*
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache momo_gateway.db* dist build *.egg-info

@@ -9,7 +9,17 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+def _script_directory() -> Path:
+    """The Alembic scripts: ``app/migrations`` in an installed wheel, which ships only the app
+    package; else ``migrations/`` beside app/, as a checkout (editable install, tests, alembic.ini)
+    and the Docker image's source tree lay them out."""
+    package = Path(__file__).resolve().parent
+    installed = package / "migrations"
+    return installed if (installed / "env.py").is_file() else package.parent / "migrations"
+
+
+MIGRATIONS_DIR = _script_directory()
 
 
 def alembic_config(database_url: str | None = None) -> Config:

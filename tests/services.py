@@ -1,13 +1,14 @@
 """Where the suite finds real PostgreSQL and Redis.
 
-Tests that need them skip with a reason when they are not reachable, except when
-``MOMO_REQUIRE_SERVICES=1`` (set by ``.ci/run``): there a missing service fails the run instead
-of quietly skipping it.
+Tests that need them (or a browser, Debian's ``chromium``) skip with a reason when they are not
+there, except when ``MOMO_REQUIRE_SERVICES=1`` (set by ``.ci/run``, which installs chromium):
+there a missing service fails the run instead of quietly skipping it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from urllib.parse import urlsplit
 
@@ -50,3 +51,14 @@ def need_postgres() -> str:
 
 def need_redis() -> str:
     return need("Redis", TEST_REDIS_URL, 6379)
+
+
+def need_chromium() -> str:
+    """The path of Debian's ``chromium`` (never a browser downloaded at run time)."""
+    path = shutil.which("chromium")
+    if path is not None:
+        return path
+    message = "chromium is not installed: pages are not rendered in a real browser"
+    if services_required():
+        pytest.fail(message + " (MOMO_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
