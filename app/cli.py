@@ -6,11 +6,23 @@ import argparse
 import asyncio
 import json
 import sys
+import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from app.config import Settings
 from app.log_config import configure_logging
+from app.ports import Listener, PortUnavailable, check_listeners, explain_unavailable
 from app.sandbox_user import add_sandbox_user_command
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+    from starlette.types import ASGIApp
+
+# A failure told in one line (a database, a port; --debug adds the traceback).
+EXIT_FAILURE = 1
+# What a shell reports for a command ended by Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -18,11 +30,72 @@ def _migrate(args: argparse.Namespace) -> int:
 
     settings = Settings()
     if args.downgrade:
-        downgrade(settings.database_url, args.downgrade)
+        target: str = args.downgrade
+        lost = 0 if args.yes else asyncio.run(_payments_lost(settings.database_url, target))
+        if lost:
+            print(
+                f"error: downgrading to {target} drops the payments table and the {lost} "
+                "payment(s) in it: pass --yes to go ahead",
+                file=sys.stderr,
+            )
+            return 2
+        downgrade(settings.database_url, target)
     else:
         upgrade(settings.database_url, args.revision)
     print(f"database at {args.downgrade or args.revision}", file=sys.stderr)
     return 0
+
+
+async def _payments_lost(database_url: str, target: str) -> int:
+    """Payments a downgrade to ``target`` would drop: 0 unless it goes down to base and the
+    payments table has rows."""
+    from sqlalchemy import inspect, text
+
+    from app.db import create_engine
+
+    def count(connection: Connection) -> int:
+        if not inspect(connection).has_table("payments"):
+            return 0
+        if not _reaches_base(connection, target):
+            return 0
+        return int(connection.execute(text("SELECT COUNT(*) FROM payments")).scalar_one())
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(count)
+    finally:
+        await engine.dispose()
+
+
+def _reaches_base(connection: Connection, target: str) -> bool:
+    """Whether downgrading to ``target`` ends at base, below the first revision, which is the
+    one that creates the payments table: ``base`` itself, or ``-N`` for N >= the revisions
+    applied."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from app.migrate import alembic_config
+
+    if target == "base":
+        return True
+    if not (target.startswith("-") and target[1:].isdigit()):
+        return False
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current is None:
+        return False
+    applied = list(ScriptDirectory.from_config(alembic_config()).iterate_revisions(current, "base"))
+    return int(target[1:]) >= len(applied)
+
+
+def served_app() -> ASGIApp:
+    """The API as ``serve`` runs it: a database that is down or not migrated at start-up is
+    one log line, not a traceback."""
+    from app.cli_errors import OneLineStartupFailure
+    from app.main import create_app
+
+    settings = Settings()
+    return OneLineStartupFailure(create_app(settings), settings.database_url)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -30,8 +103,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
+    # Before uvicorn, which would run the app's start-up first and then fail to bind.
+    problem = check_listeners(args.host, [Listener(args.port, "API", "--port")])
+    if problem is not None:
+        return _fail(problem)
     uvicorn.run(
-        "app.main:create_app",
+        # --debug keeps the whole traceback of a failed start-up.
+        "app.main:create_app" if args.debug else "app.cli:served_app",
         factory=True,
         host=args.host,
         port=args.port,
@@ -77,18 +155,46 @@ def _simulator(args: argparse.Namespace) -> int:
         airtel_callback_secret=args.airtel_callback_secret,
         approval_delay_seconds=args.approval_delay,
     )
-    run_simulator(args.host, args.port, config)
+    try:
+        run_simulator(args.host, args.port, config)
+    except PortUnavailable as exc:
+        return _fail(explain_unavailable(exc, [Listener(args.port, "simulator", "--port")]))
     return 0
 
 
 def _dev(args: argparse.Namespace) -> int:
     from app.dev import DevPorts
     from app.dev import main as run_dev
+    from app.merchants.service import InvalidCallbackUrl, validate_callback_url
 
     settings = Settings()
     configure_logging(settings.log_level, "console")
+    if args.callback_url is not None:
+        try:
+            validate_callback_url(args.callback_url)
+        except InvalidCallbackUrl as exc:
+            print(f"error: --callback-url: {exc}", file=sys.stderr)
+            return 2
     ports = DevPorts(api=args.port, simulator=args.simulator_port, storefront=args.storefront_port)
-    return run_dev(ports, host=args.host, callback_url=args.callback_url)
+    listeners = [
+        Listener(ports.api, "API", "--port"),
+        Listener(ports.simulator, "simulator", "--simulator-port"),
+        Listener(ports.storefront, "demo storefront", "--storefront-port"),
+    ]
+    # All three before anything starts: the ports are bound only after the database is
+    # migrated and the demo merchant made.
+    problem = check_listeners(args.host, listeners)
+    if problem is not None:
+        return _fail(problem)
+    try:
+        return run_dev(ports, host=args.host, callback_url=args.callback_url)
+    except PortUnavailable as exc:  # taken since the check
+        return _fail(explain_unavailable(exc, listeners))
+
+
+def _fail(line: str) -> int:
+    print(f"error: {line}", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def _merchants_create(args: argparse.Namespace) -> int:
@@ -126,24 +232,33 @@ def _merchants_create(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="momo-gateway", description=__doc__)
+    parser.add_argument(
+        "--debug", action="store_true", help="print the traceback of a failure, not just its line"
+    )
+    # uses_database: a bare OSError from the command is the database's (asyncpg raises those
+    # when it cannot connect). The worker's Redis client wraps its socket errors in its own.
+    parser.set_defaults(uses_database=False)
     commands = parser.add_subparsers(dest="command", required=True)
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate.add_argument("--revision", default="head")
     migrate.add_argument("--downgrade", metavar="REVISION", help="go down to REVISION (e.g. base)")
-    migrate.set_defaults(func=_migrate)
+    migrate.add_argument(
+        "--yes", action="store_true", help="go down to base even if payments would be lost"
+    )
+    migrate.set_defaults(func=_migrate, uses_database=True)
 
     serve = commands.add_parser("serve", help="run the API (uvicorn)")
     serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a service listens on all
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
-    serve.set_defaults(func=_serve)
+    serve.set_defaults(func=_serve, uses_database=True)
 
     worker = commands.add_parser("worker", help="run the arq worker (needs REDIS_URL)")
     worker.add_argument(
         "--check", action="store_true", help="exit 0 if a worker is alive, 1 if not"
     )
-    worker.set_defaults(func=_worker)
+    worker.set_defaults(func=_worker, uses_database=True)
 
     simulator = commands.add_parser("simulator", help="run the MTN + Airtel simulator alone")
     simulator.add_argument("--host", default="127.0.0.1")
@@ -163,23 +278,51 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--simulator-port", type=int, default=8090)
     dev.add_argument("--storefront-port", type=int, default=8091)
     dev.add_argument("--callback-url", help="send events to your storefront instead of the demo")
-    dev.set_defaults(func=_dev)
+    dev.set_defaults(func=_dev, uses_database=True)
 
     merchants = commands.add_parser("merchants", help="manage merchants (storefronts)")
     merchant_commands = merchants.add_subparsers(dest="merchant_command", required=True)
     create = merchant_commands.add_parser("create", help="create a merchant, print its keys once")
     create.add_argument("--name", required=True)
     create.add_argument("--callback-url", required=True, help="where events are POSTed")
-    create.set_defaults(func=_merchants_create)
+    create.set_defaults(func=_merchants_create, uses_database=True)
 
     add_sandbox_user_command(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from app.cli_errors import hide_aiosqlite_closed_loop_reports
+
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    hide_aiosqlite_closed_loop_reports()
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        line = _database_failure(exc, os_errors_are_database=args.uses_database)
+        if line is None:
+            raise
+        if args.debug:
+            traceback.print_exception(exc)
+        print(f"error: {line}", file=sys.stderr)
+        return EXIT_FAILURE
     return result
+
+
+def _database_failure(exc: Exception, *, os_errors_are_database: bool) -> str | None:
+    from pydantic import ValidationError
+
+    from app.cli_errors import describe_database_failure
+
+    try:
+        database_url = Settings().database_url
+    except ValidationError:
+        return None  # invalid settings fail before any database is asked
+    return describe_database_failure(
+        exc, database_url, os_errors_are_database=os_errors_are_database
+    )
 
 
 if __name__ == "__main__":

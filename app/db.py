@@ -117,9 +117,16 @@ DEFAULT_POOL_SIZE = 20
 def create_engine(
     database_url: str, *, echo: bool = False, pool_size: int = DEFAULT_POOL_SIZE
 ) -> AsyncEngine:
+    """The engine for ``database_url``. ``hide_parameters``: statement parameters (API key
+    hashes, webhook secrets, phone numbers) stay out of the errors it raises and of its echo,
+    and so out of every traceback and log line that shows them."""
     if database_url.startswith("sqlite"):
         engine = create_async_engine(
-            database_url, echo=echo, connect_args={"timeout": 30}, pool_pre_ping=False
+            database_url,
+            echo=echo,
+            hide_parameters=True,
+            connect_args={"timeout": 30},
+            pool_pre_ping=False,
         )
         _tune_sqlite(engine)
         return engine
@@ -130,6 +137,7 @@ def create_engine(
     return create_async_engine(
         database_url,
         echo=echo,
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size // 2,
         pool_recycle=1800,

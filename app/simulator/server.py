@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from app.ports import bind_listening_socket, ensure_bindable
 from app.simulator.app import create_simulator_app
 from app.simulator.config import SimulatorConfig
 from app.simulator.state import Simulator
@@ -31,7 +31,11 @@ def run_simulator(
     *,
     log_level: str = "info",
 ) -> None:
-    """Serve the simulator until interrupted (``momo-gateway simulator``)."""
+    """Serve the simulator until interrupted (``momo-gateway simulator``).
+
+    A port that cannot be bound raises PortUnavailable before the app starts.
+    """
+    ensure_bindable(host, port)
     uvicorn.run(
         create_simulator_app(config),
         host=host,
@@ -49,20 +53,6 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
-    # without it every keep-alive response stalls ~40 ms on Nagle + delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 @contextlib.asynccontextmanager
 async def serve_in_background(
     app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
@@ -70,9 +60,9 @@ async def serve_in_background(
     """Serve any ASGI app with uvicorn on this event loop; yields its base URL.
 
     ``port=0`` takes a free port. The app's lifespan runs; leaving the block stops the server and
-    waits for it.
+    waits for it. A port that cannot be bound raises PortUnavailable.
     """
-    sock = _bind(host, port)
+    sock = bind_listening_socket(host, port)
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
