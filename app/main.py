@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from app.api_docs import install_api_docs
 from app.backlog import refresh_backlog_gauges
 from app.body_limit import BodySizeLimit
 from app.config import Settings
@@ -77,7 +78,11 @@ def create_app(
         version="0.1.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's pages load from CDNs; install_api_docs serves the same pages offline.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_api_docs(app)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(RequestId)
