@@ -13,13 +13,15 @@ SQL or secret ever reaches a response.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic_core.core_schema import ErrorType
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -99,11 +101,6 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _field_name(loc: tuple[Any, ...]) -> str:
-    parts = [str(part) for part in loc if part not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
-
-
 def problem_for(exc: AppError) -> JSONResponse:
     return problem(
         exc.status, exc.code, exc.detail, errors=exc.errors, extra=exc.extra, headers=exc.headers
@@ -120,14 +117,105 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors()
     if any(error.get("type") == "json_invalid" for error in errors):
         return problem(400, "malformed_json", "The request body is not valid JSON.")
-    fields = [
-        {"field": _field_name(tuple(error.get("loc", ()))), "message": str(error.get("msg"))}
-        for error in errors
-    ]
-    return problem(422, "validation_error", "The request is not valid.", errors=fields)
+    return problem(
+        422,
+        "validation_error",
+        "The request is not valid.",
+        errors=field_errors(errors, exc.body),
+    )
+
+
+# pydantic-core names, in ``loc``, the union branch or wrapped validator that refused a value:
+# "str", "int", "constrained-str", a model's class name, or a bracketed name with arguments
+# ("function-after[check(), str]", "literal['a']", "json-or-python[...]", "[key]").
+_VALIDATOR_NAMES = frozenset(
+    {
+        "str", "int", "float", "bool", "bytes", "none", "decimal", "complex", "date", "time",
+        "datetime", "timedelta", "uuid", "url", "multi-host-url", "any", "callable",
+        "generator", "is-instance", "is-subclass", "constrained-str", "constrained-int",
+        "constrained-float", "constrained-bytes", "constrained-decimal",
+    }
+)  # fmt: skip
+# pydantic's types for errors a schema's own validators raise (ValueError, assert); anything
+# not in pydantic's list is a PydanticCustomError: a message the schema wrote for its field.
+_OWN_ERROR_TYPES = frozenset({"value_error", "assertion_error"})
+_PYDANTIC_ERROR_TYPES = frozenset(get_args(ErrorType)) - _OWN_ERROR_TYPES
+_PARAMETER_SOURCES = frozenset({"query", "path", "header", "cookie"})
+
+
+def _is_validator_name(part: object) -> bool:
+    return isinstance(part, str) and (part in _VALIDATOR_NAMES or "[" in part)
+
+
+def _real_path(path: Sequence[Any], body: Any, *, missing: bool) -> list[Any]:
+    """The items of ``path`` that are places in ``body``; the others are validator names.
+
+    A missing field is not in the body, so the last item of a ``missing`` error is kept.
+    """
+    value, parts = body, []
+    for index, part in enumerate(path):
+        in_object = isinstance(value, dict) and isinstance(part, str) and part in value
+        in_array = isinstance(value, list) and type(part) is int and 0 <= part < len(value)
+        if in_object or in_array:
+            value = value[part]
+        elif missing and index == len(path) - 1 and not _is_validator_name(part):
+            value = None
+        else:
+            continue
+        parts.append(part)
+    return parts
+
+
+def field_name(error: Mapping[str, Any], body: Any = None) -> str:
+    """The dotted path the client sent (``amount``, ``metadata.cart``, ``items.0``, ``limit``)
+    for a pydantic error, without the ``body`` prefix or pydantic's validator names."""
+    loc = tuple(error.get("loc", ()))
+    source, path = (loc[0], loc[1:]) if loc else ("body", ())
+    if source in _PARAMETER_SOURCES and path:
+        # A parameter is flat: its name, then at most list indices.
+        parts = [path[0], *(part for part in path[1:] if type(part) is int)]
+    elif isinstance(body, dict | list):
+        parts = _real_path(path, body, missing=error.get("type") == "missing")
+    else:  # no parsed body to compare with: drop what reads as a validator's name
+        parts = [part for part in path if not _is_validator_name(part)]
+    return ".".join(str(part) for part in parts) or "body"
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    cause = (error.get("ctx") or {}).get("error")
+    if error.get("type") in _OWN_ERROR_TYPES and cause is not None:
+        return str(cause)  # the validator's own words, without pydantic's "Value error, "
+    return str(error.get("msg"))
+
+
+def _one_message(errors: list[Mapping[str, Any]]) -> str:
+    """One message for a field pydantic refused several times (once per union branch).
+
+    A message the schema wrote for the field wins over pydantic's generic ones; generic
+    "Input should be …" messages read as one sentence.
+    """
+    own = [error for error in errors if error.get("type") not in _PYDANTIC_ERROR_TYPES]
+    messages = list(dict.fromkeys(_message(error) for error in own or errors))
+    if len(messages) == 1:
+        return messages[0]
+    expected = "Input should be "
+    if all(message.startswith(expected) for message in messages):
+        return expected + " or ".join(message.removeprefix(expected) for message in messages)
+    return "; ".join(messages)
+
+
+def field_errors(errors: Sequence[Mapping[str, Any]], body: Any = None) -> list[dict[str, str]]:
+    """pydantic's errors as ``[{field, message}]``: one entry per field, in the order met."""
+    by_field: dict[str, list[Mapping[str, Any]]] = {}
+    for error in errors:
+        by_field.setdefault(field_name(error, body), []).append(error)
+    return [{"field": field, "message": _one_message(found)} for field, found in by_field.items()]
 
 
 _HTTP_CODES = {
+    # FastAPI's answer to a body json.loads refused with something other than a decode error
+    # (an integer of more than 4,300 digits): still a body that is not usable JSON.
+    400: ("malformed_json", "The request body is not valid JSON."),
     404: ("not_found", "No such route."),
     405: ("method_not_allowed", "This method is not allowed on this route."),
     413: ("payload_too_large", "The request body is too large."),

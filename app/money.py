@@ -10,6 +10,9 @@ from decimal import Decimal, InvalidOperation
 
 # ISO 4217 minor units. UGX has none (some old datasets say 2; the current list says 0).
 CURRENCY_EXPONENTS: dict[str, int] = {"UGX": 0, "EUR": 2}
+# What a zero-decimal currency counts in, so that a refusal can say "a whole number of
+# shillings" and the developer sees at once why "12.50" was refused.
+_WHOLE_UNITS: dict[str, str] = {"UGX": "shillings"}
 
 
 class AmountError(ValueError):
@@ -23,32 +26,51 @@ def currency_exponent(currency: str) -> int:
         raise AmountError(f"currency {currency!r} is not supported") from None
 
 
+def amount_hint(currency: str | None) -> str:
+    """How an amount of ``currency`` is written, for messages: "a whole number of shillings
+    such as 50000". A currency the gateway does not know gets the general decimal form."""
+    if currency is not None and CURRENCY_EXPONENTS.get(currency) == 0:
+        return f"a whole number of {_WHOLE_UNITS.get(currency, currency)} such as 50000"
+    return "a plain decimal number such as 50000 or 12.50"
+
+
+def _plain_decimal(text: str) -> bool:
+    return (
+        bool(text)
+        and all(ch in "0123456789." for ch in text)
+        and text.count(".") <= 1
+        and not text.startswith(".")
+        and not text.endswith(".")
+    )
+
+
 def parse_amount(value: str | int, currency: str) -> int:
     """Turn an API amount ("50000", 50000, "12.50") into integer minor units.
 
     Refuses NaN, infinities, exponents, signs other than none, and more decimals than the
-    currency has.
+    currency has. Each message says how the amount should be written in ``currency``.
     """
     exponent = currency_exponent(currency)
+    hint = amount_hint(currency)
     if isinstance(value, bool):  # bool is an int subclass: never an amount
-        raise AmountError("amount must be a decimal string or an integer")
-    text = str(value).strip() if isinstance(value, str) else str(value)
-    if not text or any(ch not in "0123456789." for ch in text) or text.count(".") > 1:
-        raise AmountError("amount must be a plain decimal number such as 50000 or 12.50")
-    if text.startswith(".") or text.endswith("."):
-        raise AmountError("amount must be a plain decimal number such as 50000 or 12.50")
+        raise AmountError(f"amount must be {hint}")
+    text = value.strip() if isinstance(value, str) else str(value)
+    if text.startswith("-") and _plain_decimal(text[1:]):
+        raise AmountError(f"amount must be greater than zero: {hint}")
+    if not _plain_decimal(text):
+        raise AmountError(f"amount must be {hint}")
     try:
         decimal = Decimal(text)
     except InvalidOperation:
-        raise AmountError("amount is not a number") from None
+        raise AmountError(f"amount must be {hint}") from None
     fraction = text.partition(".")[2]
     if len(fraction.rstrip("0")) > exponent:
         if exponent == 0:
-            raise AmountError(f"{currency} has no minor unit: send a whole number")
-        raise AmountError(f"{currency} allows at most {exponent} decimal places")
+            raise AmountError(f"{currency} has no decimals: {hint}")
+        raise AmountError(f"{currency} allows at most {exponent} decimal places: {hint}")
     minor = int(decimal.scaleb(exponent))
     if minor <= 0:
-        raise AmountError("amount must be greater than zero")
+        raise AmountError(f"amount must be greater than zero: {hint}")
     return minor
 
 

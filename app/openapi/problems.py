@@ -113,7 +113,7 @@ PROBLEMS: dict[str, _Problem] = {
         "The body does not match the schema",
         "The request is not valid.",
         on_field="metadata",
-        field_message="Value error, metadata allows at most 20 keys",
+        field_message="metadata allows at most 20 keys",
     ),
     "invalid_phone_number": _Problem(
         422,
@@ -148,7 +148,7 @@ PROBLEMS: dict[str, _Problem] = {
     "invalid_amount": _Problem(
         422,
         "Not an amount in this currency",
-        "UGX has no minor unit: 500.50 has too many decimals",
+        "UGX has no decimals: a whole number of shillings such as 50000",
         on_field="amount",
     ),
     "amount_out_of_range": _Problem(

@@ -7,9 +7,19 @@ import math
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from app.money import format_amount
+from app.money import CURRENCY_EXPONENTS, amount_hint, format_amount
 from app.payments.domain import FailureCode, PaymentStatus, Provider
 from app.payments.models import Payment
 
@@ -52,10 +62,12 @@ class CreatePaymentRequest(BaseModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-.:/#]*$",
         description="The storefront's order; one live payment per order.",
     )
+    # Before amount: fields are validated in this order, and amount's messages name the
+    # currency ("a whole number of shillings").
+    currency: str = Field(default="UGX", pattern=r"^[A-Z]{3}$")
     amount: StrictStr | StrictInt = Field(
         description="Decimal string (or integer) in major units; UGX has no decimals."
     )
-    currency: str = Field(default="UGX", pattern=r"^[A-Z]{3}$")
     phone_number: StrictStr = Field(max_length=32, description="Ugandan mobile number.")
     provider: Provider | None = Field(
         default=None, description="Omit to detect the network from the number."
@@ -79,14 +91,40 @@ class CreatePaymentRequest(BaseModel):
             raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON")
         return value
 
-    @field_validator("amount")
+    @field_validator("amount", mode="wrap")
     @classmethod
-    def _amount_is_finite(cls, value: str | int) -> str | int:
+    def _amount_shape(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> str | int:
+        # Refused here, before the str | int union runs, so the developer reads one message
+        # about the amount rather than one per union branch. The rest (digits, decimals, sign,
+        # range) is checked with the currency in app.payments.validation.
+        currency = info.data.get("currency")  # absent when the currency itself was refused
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise PydanticCustomError("amount_type", _json_amount_message(value, currency))
         if isinstance(value, str) and value.strip().lower() in {"nan", "inf", "infinity", "-inf"}:
-            raise ValueError("amount must be a finite number")
-        if isinstance(value, float) and not math.isfinite(value):  # pragma: no cover
-            raise ValueError("amount must be a finite number")
-        return value
+            raise PydanticCustomError(
+                "amount_not_finite", f"amount must be {amount_hint(currency)}"
+            )
+        checked: str | int = handler(value)
+        return checked
+
+
+def _json_amount_message(value: Any, currency: str | None) -> str:
+    """Why a JSON value that is neither a string nor an integer is not an amount."""
+    hint = amount_hint(currency)
+    if not isinstance(value, float) or not math.isfinite(value):
+        return f"amount must be {hint}"
+    if currency is not None and CURRENCY_EXPONENTS.get(currency) == 0:
+        if not value.is_integer():
+            return f"{currency} has no decimals: {hint}"
+        # 50000.0 or 1e5: the value is fine, the spelling is not (money never travels as a
+        # float, so only strings and integers are taken).
+        return f"amount must be {hint}, written without a decimal point or exponent"
+    return (
+        'amount must be a string such as "12.50" or an integer such as 50000, '
+        "not a JSON number with a decimal point or exponent"
+    )
 
 
 PAYMENT_EXAMPLE: dict[str, Any] = {
