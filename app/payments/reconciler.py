@@ -150,15 +150,27 @@ class Reconciler:
         payment once. A claimed payment's next check moves past the sweep's start, so it is
         never claimed twice in one sweep, even by another worker sweeping beside this one."""
         started = utcnow()
-        RECONCILE_RUNS.inc()
         report = SweepReport()
         semaphore = asyncio.Semaphore(self._concurrency)
-        while report.claimed < max_payments:
-            claimed = await self.claim_due(limit=batch, due_by=started)
-            if not claimed:
-                break
-            report.claimed += len(claimed)
-            await asyncio.gather(*(self._check(payment, semaphore, report) for payment in claimed))
+        # A sweep looks at every provider's due payments, so it counts once for each: a
+        # provider's series moving says its payments are being looked at. A sweep that stops
+        # on an error (the database gone) counts as such; a check the provider did not answer
+        # does not, it is momo_reconcile_checks_total{result="unreachable"}.
+        try:
+            while report.claimed < max_payments:
+                claimed = await self.claim_due(limit=batch, due_by=started)
+                if not claimed:
+                    break
+                report.claimed += len(claimed)
+                await asyncio.gather(
+                    *(self._check(payment, semaphore, report) for payment in claimed)
+                )
+        except Exception:
+            for provider in Provider:
+                RECONCILE_RUNS.labels(provider.value, "error").inc()
+            raise
+        for provider in Provider:
+            RECONCILE_RUNS.labels(provider.value, "ok").inc()
         if report.claimed:
             logger.info(
                 "reconcile sweep: %d claimed, %d settled, %d unreachable",

@@ -29,7 +29,8 @@ from tenacity import (
 )
 
 from app.config import Settings
-from app.metrics import PROVIDER_REQUESTS, provider_labels
+from app.metrics import PROVIDER_REQUESTS
+from app.payments.domain import Provider
 from app.providers.errors import ProviderRejected, ProviderUnavailable
 
 logger = logging.getLogger(__name__)
@@ -201,6 +202,7 @@ async def send_with_retries(
     request: httpx.Request,
     *,
     policy: RetryPolicy,
+    provider: Provider,
     operation: str,
     auth: httpx.Auth | None = None,
     is_transient: TransientCheck = is_transient_status,
@@ -208,7 +210,8 @@ async def send_with_retries(
     """Send ``request`` (the very same request every attempt) until a non-transient answer.
 
     Raises ``ProviderUnavailable`` when every attempt failed transiently. ``operation`` names the
-    call in logs; URLs are not logged because some carry a phone number.
+    call in logs (``"mtn.token"``); URLs are not logged because some carry a phone number. The
+    metrics label the call by ``provider`` and the name after the dot (``"token"``).
     """
     attempts = 0
 
@@ -250,10 +253,10 @@ async def send_with_retries(
         retry_error_callback=last_outcome,
     )
     started = time.perf_counter()
-    provider_label, operation_label = provider_labels(operation)
+    operation_label = operation.rpartition(".")[2]
 
     def observe(outcome: str) -> None:
-        PROVIDER_REQUESTS.labels(provider_label, operation_label, outcome).observe(
+        PROVIDER_REQUESTS.labels(provider.value, operation_label, outcome).observe(
             time.perf_counter() - started
         )
 

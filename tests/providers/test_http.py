@@ -11,6 +11,7 @@ import respx
 from httpx_aiohttp import AiohttpTransport
 from tenacity import RetryCallState
 
+from app.payments.domain import Provider
 from app.providers.errors import ProviderRejected, ProviderUnavailable
 from app.providers.http import (
     RetryPolicy,
@@ -30,7 +31,13 @@ async def send(
         request = client.build_request("POST", "/pay", json={"id": "ref-1"})
         kwargs = {} if is_transient is None else {"is_transient": is_transient}
         reply = await send_with_retries(
-            client, request, policy=policy, operation="test.pay", auth=auth, **kwargs
+            client,
+            request,
+            policy=policy,
+            provider=Provider.MTN_MOMO,
+            operation="mtn.request_to_pay",
+            auth=auth,
+            **kwargs,
         )
         return reply.response.status_code, reply.attempts
 

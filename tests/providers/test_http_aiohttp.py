@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from app.payments.domain import Provider
 from app.providers.errors import ProviderUnavailable
 from app.providers.http import RetryPolicy, build_client, send_with_retries
 
@@ -70,7 +71,11 @@ async def post_with_retries(url: str, *, read_timeout: float = 5.0) -> tuple[int
     async with build_client(url, backend="aiohttp", timeout=timeout) as client:
         request = client.build_request("POST", "/pay", json={"id": "ref-1"})
         result = await send_with_retries(
-            client, request, policy=RetryPolicy.zero_wait(), operation="test.pay"
+            client,
+            request,
+            policy=RetryPolicy.zero_wait(),
+            provider=Provider.MTN_MOMO,
+            operation="mtn.request_to_pay",
         )
         return result.response.status_code, result.attempts
 

@@ -164,6 +164,7 @@ class AirtelMoneyCollection:
             self._client,
             request,
             policy=self._policy,
+            provider=self.name,
             operation=operation,
             auth=self._auth,
             is_transient=_is_transient,
@@ -268,7 +269,11 @@ class AirtelMoneyCollection:
             },
         )
         reply = await send_with_retries(
-            self._client, request, policy=self._policy, operation="airtel.token"
+            self._client,
+            request,
+            policy=self._policy,
+            provider=self.name,
+            operation="airtel.token",
         )
         response = reply.response
         if not 200 <= response.status_code < 300:
