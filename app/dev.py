@@ -12,6 +12,7 @@ import logging
 import signal
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -21,8 +22,14 @@ from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.events.signing import verify
 from app.main import create_app
-from app.merchants.service import create_merchant
+from app.merchants.service import (
+    NewMerchantCredentials,
+    create_merchant,
+    merchant_for_api_key,
+    validate_callback_url,
+)
 from app.migrate import upgrade_async
+from app.server_secrets import ServerSecret
 from app.simulator.app import create_simulator_app
 from app.simulator.config import (
     DEFAULT_AIRTEL_CLIENT_ID,
@@ -35,6 +42,9 @@ from app.simulator.config import (
 from app.simulator.server import serve_in_background
 
 logger = logging.getLogger("app.dev")
+
+# The server_secrets row that keeps the demo merchant's API key between runs.
+DEMO_API_KEY_ROW = "dev_demo_api_key"
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,35 @@ def dev_settings(ports: DevPorts, *, host: str = "127.0.0.1", **overrides: objec
     return Settings(**values)  # type: ignore[arg-type]
 
 
+async def demo_merchant(
+    sessions: async_sessionmaker[AsyncSession], *, callback_url: str
+) -> NewMerchantCredentials:
+    """The one demo merchant of this database, created on the first run and kept after, so
+    its API key and its earlier payments survive a restart.
+
+    API keys are otherwise only stored hashed; the demo key is kept in clear beside the
+    server's own secrets, since showing it again at every start is the point. Its events go to
+    this run's callback URL.
+    """
+    url = validate_callback_url(callback_url)
+    async with sessions.begin() as session:
+        stored = await session.get(ServerSecret, DEMO_API_KEY_ROW)
+        existing = await merchant_for_api_key(session, stored.value) if stored else None
+        if stored is not None and existing is not None:
+            existing.callback_url = url
+            return NewMerchantCredentials(
+                id=existing.id,
+                name=existing.name,
+                api_key=stored.value,
+                webhook_secret=existing.webhook_secret,
+                callback_url=url,
+            )
+    created = await create_merchant(sessions, name="Demo storefront", callback_url=url)
+    async with sessions.begin() as session:
+        await session.merge(ServerSecret(name=DEMO_API_KEY_ROW, value=created.api_key))
+    return created
+
+
 def demo_storefront(secret_holder: dict[str, str]) -> Starlette:
     async def receive(request: Request) -> JSONResponse:
         body = await request.body()
@@ -99,10 +138,8 @@ async def run_dev(
     settings = dev_settings(ports, host=host)
     engine = create_engine(settings.database_url)
     await upgrade_async(engine)
-    merchant = await create_merchant(
-        create_sessionmaker(engine),
-        name="Demo storefront",
-        callback_url=callback_url or storefront_url,
+    merchant = await demo_merchant(
+        create_sessionmaker(engine), callback_url=callback_url or storefront_url
     )
     await engine.dispose()
 
@@ -126,7 +163,9 @@ async def run_dev(
             )
         )
         if ready is not None and not ready.done():
-            ready.set_result({"api_url": api_url, "api_key": merchant.api_key})
+            ready.set_result(
+                {"api_url": api_url, "api_key": merchant.api_key, "merchant_id": merchant.id}
+            )
         await stop.wait()
 
 

@@ -12,11 +12,28 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+# The payment a provider call is about: the adapters' own lines (warnings about an unknown
+# outcome, refused credentials) then carry its id without each adapter being told it.
+payment_context_var: ContextVar[tuple[str, str] | None] = ContextVar(
+    "payment_context", default=None
+)
+
+
+@contextmanager
+def payment_log_context(payment_id: str, provider: str) -> Iterator[None]:
+    token = payment_context_var.set((payment_id, provider))
+    try:
+        yield
+    finally:
+        payment_context_var.reset(token)
+
 
 # Context a log call may attach with extra={...}; anything else in extra is ignored.
 CONTEXT_FIELDS = (
@@ -76,6 +93,9 @@ def _context(record: logging.LogRecord) -> dict[str, Any]:
     request_id = request_id_var.get()
     if request_id:
         context["request_id"] = request_id
+    payment = payment_context_var.get()
+    if payment is not None:
+        context["payment_id"], context["provider"] = payment
     for name in CONTEXT_FIELDS:
         value = record.__dict__.get(name)
         if value is not None:

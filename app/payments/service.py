@@ -22,6 +22,7 @@ from app.config import Settings
 from app.db import BoundWrite, autocommit, execute_write, new_id, retry_once_on_disconnect, utcnow
 from app.errors import AppError, Conflict, NotFound
 from app.events.models import OutboxEvent
+from app.log_config import payment_log_context
 from app.metrics import PAYMENT_TRANSITIONS, PAYMENTS_CREATED
 from app.payments import repository
 from app.payments.domain import (
@@ -246,7 +247,8 @@ class PaymentService:
             callback_url=callback_url,
         )
         try:
-            return await provider.request_payment(request)
+            with payment_log_context(payment.id, payment.provider):
+                return await provider.request_payment(request)
         except ProviderError as exc:
             logger.warning(
                 "request-to-pay outcome unknown: %s",
@@ -361,7 +363,8 @@ class PaymentService:
         if isinstance(payment, str):
             payment = await self._reload(payment)
         provider = self._provider(Provider(payment.provider))
-        result = await provider.get_status(payment.provider_reference)
+        with payment_log_context(payment.id, payment.provider):
+            result = await provider.get_status(payment.provider_reference)
         return await self.apply_status(payment, result, actor)
 
     async def apply_status(self, payment: Payment, result: StatusResult, actor: Actor) -> Payment:

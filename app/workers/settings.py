@@ -36,6 +36,29 @@ class ArqNotifier:
             await self._pool.enqueue_job("deliver_event", event_id)
 
 
+class QuietEmptySweeps(logging.Filter):
+    """arq logs every job's start and end at INFO; for the outbox sweep, which runs every few
+    seconds and mostly finds nothing, that would be two lines every tick. Its start and an empty
+    result go to DEBUG; a sweep that sent something still shows (and logs its own summary)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if len(args) < 3 or f"cron:{sweep_outbox.__name__}" not in str(args[1]):
+            return True
+        starting = record.msg.startswith("%6.2fs →")
+        empty_result = record.msg.startswith("%6.2fs ← ") and str(args[2]) == "0"
+        if not (starting or empty_result):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def quiet_empty_sweeps() -> None:
+    arq_logger = logging.getLogger("arq.worker")
+    if not any(isinstance(f, QuietEmptySweeps) for f in arq_logger.filters):
+        arq_logger.addFilter(QuietEmptySweeps())
+
+
 # --- tasks: thin wrappers, the work is in app.workers.jobs --------------------------------------
 
 
@@ -59,6 +82,7 @@ async def purge_idempotency_records(ctx: dict[str, Any]) -> int:
 
 
 async def startup(ctx: dict[str, Any]) -> None:
+    quiet_empty_sweeps()
     settings: Settings = ctx.get("settings") or Settings()
     if settings.worker_metrics_port and not ctx.get("metrics_started"):
         # Its own port: the worker's counters live in this process, not the API's.

@@ -1,0 +1,55 @@
+"""``momo-gateway dev`` started twice on the same database keeps its one demo merchant: the
+same API key works after a restart and still sees the payments made before it."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from app.dev import DevPorts, run_dev
+from tests.e2e.stack import free_port
+
+
+@asynccontextmanager
+async def dev_running(callback_url: str | None = None) -> AsyncIterator[dict[str, str]]:
+    ports = DevPorts(api=free_port(), simulator=free_port(), storefront=free_port())
+    stop = asyncio.Event()
+    ready: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+    dev = asyncio.create_task(run_dev(ports, callback_url=callback_url, stop=stop, ready=ready))
+    try:
+        yield await asyncio.wait_for(ready, timeout=30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(dev, timeout=30)
+
+
+async def test_a_restart_keeps_the_demo_merchant_its_key_and_its_payments(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    async with dev_running() as first:
+        headers = {"Authorization": f"Bearer {first['api_key']}"}
+        async with httpx.AsyncClient(base_url=first["api_url"], headers=headers) as http:
+            created = await http.post(
+                "/v1/payments",
+                json={"order_id": "ORD-1", "amount": "50000", "phone_number": "0772123456"},
+            )
+            assert created.status_code == 201
+
+    async with dev_running(callback_url="https://shop.example/momo/events") as second:
+        assert second["api_key"] == first["api_key"]
+        assert second["merchant_id"] == first["merchant_id"]
+        headers = {"Authorization": f"Bearer {second['api_key']}"}
+        async with httpx.AsyncClient(base_url=second["api_url"], headers=headers) as http:
+            listed = (await http.get("/v1/payments")).json()["data"]
+        assert [p["id"] for p in listed] == [created.json()["id"]]
+
+    with sqlite3.connect(tmp_path / "momo_gateway.db") as connection:
+        merchants = connection.execute("SELECT callback_url FROM merchants").fetchall()
+    # One merchant, now sending its events where the latest run said.
+    assert merchants == [("https://shop.example/momo/events",)]
