@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.events.models import OutboxEvent
 from app.metrics import OUTBOX_BACKLOG, PENDING_PAYMENTS
-from app.payments.domain import PaymentStatus, Provider
+from app.payments.domain import PaymentStatus
 from app.payments.models import Payment
+from app.providers import registry
 
 
 async def refresh_backlog_gauges(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -26,6 +27,6 @@ async def refresh_backlog_gauges(sessions: async_sessionmaker[AsyncSession]) -> 
         backlog = await session.scalar(
             select(func.count()).where(OutboxEvent.delivery_status == "pending")
         )
-    for provider in Provider:
+    for provider in registry.names():
         PENDING_PAYMENTS.labels(provider.value).set(pending.get(provider.value, 0))
     OUTBOX_BACKLOG.set(backlog or 0)

@@ -1,20 +1,24 @@
 """Settings, read once from the environment (and an optional ``.env`` file).
 
 Names are the original integration guide's, so an existing ``backend.env`` works unchanged.
-A provider whose credentials are missing is "not configured": requests for it are refused
-cleanly, nothing crashes. Secrets are ``SecretStr`` so they never show up in a ``repr`` or a log.
+Each provider's own block (``MTN_MOMO_*``, ``AIRTEL_MONEY_*``) is a ``ProviderSettings`` defined
+in its folder. A provider whose credentials are missing is "not configured": requests for it are
+refused cleanly, nothing crashes. Secrets are ``SecretStr`` so they never show up in a ``repr``
+or a log.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.sources import ENV_FILE_SENTINEL
 
-from app.payments.domain import Provider
+from app.vocabulary import Provider
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -47,6 +51,45 @@ def _parse_networks(values: list[str]) -> list[IPNetwork]:
 
 CommaList = Annotated[list[str], NoDecode]
 
+_PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+ProviderSettingsT = TypeVar("ProviderSettingsT", bound="ProviderSettings")
+
+
+class ProviderSettings(BaseSettings):
+    """One provider's block of settings. Each provider's folder subclasses it with its own
+    fields and ``env_prefix`` (``MTN_MOMO_`` → ``MTN_MOMO_API_URL`` is ``api_url``); what every
+    provider has is here."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    currency: str = "UGX"
+    callback_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    allowed_ips: CommaList = Field(default_factory=list)
+
+    @field_validator("allowed_ips", mode="before")
+    @classmethod
+    def _allowed_ips_list(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("allowed_ips")
+    @classmethod
+    def _allowed_ips_parse(cls, value: list[str]) -> list[str]:
+        _parse_networks(value)  # refuse a bad entry at start-up, not at the first callback
+        return value
+
+    @cached_property
+    def allowed_networks(self) -> list[IPNetwork]:
+        return _parse_networks(self.allowed_ips)
+
+    @property
+    def configured(self) -> bool:
+        """Whether the credentials are there: a provider without them takes no payments."""
+        return False
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -68,30 +111,6 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis for tokens and the arq queue; unset = in-process jobs."
     )
-
-    # --- MTN MoMo (Collection) ---------------------------------------------------------------
-    mtn_momo_api_url: str = "https://sandbox.momodeveloper.mtn.com"
-    mtn_momo_api_user: str | None = None
-    mtn_momo_api_key: SecretStr | None = None
-    mtn_momo_subscription_key: SecretStr | None = None
-    mtn_momo_target_env: str = "sandbox"
-    mtn_momo_currency: str = "UGX"
-    mtn_momo_callback_url: str | None = None
-    mtn_momo_webhook_secret: SecretStr | None = None
-    mtn_momo_allowed_ips: CommaList = Field(default_factory=list)
-
-    # --- Airtel Money --------------------------------------------------------------------------
-    airtel_money_api_url: str = "https://openapiuat.airtel.africa"
-    airtel_money_path_prefix: str = Field(
-        default="", description="Prefix before every Airtel path, e.g. /simulate on some UG hosts."
-    )
-    airtel_money_client_id: str | None = None
-    airtel_money_client_secret: SecretStr | None = None
-    airtel_money_country: str = "UG"
-    airtel_money_currency: str = "UGX"
-    airtel_money_callback_url: str | None = None
-    airtel_money_webhook_secret: SecretStr | None = None
-    airtel_money_allowed_ips: CommaList = Field(default_factory=list)
 
     # --- provider HTTP ---------------------------------------------------------------------
     provider_http_backend: Literal["aiohttp", "httpx"] = Field(
@@ -143,18 +162,45 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field(default="json", description="json, or console for humans")
 
-    @field_validator(
-        "mtn_momo_allowed_ips",
-        "airtel_money_allowed_ips",
-        "trusted_proxies",
-        "network_prefix_overrides",
-        mode="before",
+    # Init values that are not core settings: a provider's block takes those with its prefix
+    # (``mtn_momo_api_url=…`` → MTN's ``api_url``), so one Settings(...) still sets everything.
+    _provider_values: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _provider_blocks: dict[type[ProviderSettings], ProviderSettings] = PrivateAttr(
+        default_factory=dict
     )
+    _env_file: Any = PrivateAttr(default=ENV_FILE_SENTINEL)
+
+    def __init__(self, **values: Any) -> None:
+        fields = type(self).model_fields
+        own = {k: v for k, v in values.items() if k.startswith("_") or k.lower() in fields}
+        super().__init__(**own)
+        self._provider_values = {k.lower(): v for k, v in values.items() if k not in own}
+        self._env_file = values.get("_env_file", ENV_FILE_SENTINEL)
+
+    def provider_settings(self, settings_type: type[ProviderSettingsT]) -> ProviderSettingsT:
+        """One provider's block, read once from the environment (its own prefix) and from the
+        values this object was given under that prefix."""
+        block = self._provider_blocks.get(settings_type)
+        if block is None:
+            prefix = str(settings_type.model_config.get("env_prefix") or "").lower()
+            given: dict[str, Any] = {
+                name[len(prefix) :]: value
+                for name, value in self._provider_values.items()
+                if prefix and name.startswith(prefix)
+            }
+            if self._env_file is not ENV_FILE_SENTINEL:
+                given["_env_file"] = self._env_file
+            block = settings_type(**given)
+            self._provider_blocks[settings_type] = block
+        assert isinstance(block, settings_type)
+        return block
+
+    @field_validator("trusted_proxies", "network_prefix_overrides", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
 
-    @field_validator("mtn_momo_allowed_ips", "airtel_money_allowed_ips", "trusted_proxies")
+    @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         _parse_networks(value)  # refuse a bad entry at start-up, not at the first callback
@@ -163,10 +209,11 @@ class Settings(BaseSettings):
     @field_validator("network_prefix_overrides")
     @classmethod
     def _overrides(cls, value: list[str]) -> list[str]:
+        # The provider names are checked against the registry when the gateway starts.
         for item in value:
             prefix, _, provider = item.partition("=")
-            if not prefix.isdigit() or provider not in {p.value for p in Provider}:
-                raise ValueError(f"{item!r} is not PREFIX=mtn_momo|airtel_money")
+            if not prefix.isdigit() or not _PROVIDER_NAME.fullmatch(provider):
+                raise ValueError(f"{item!r} is not PREFIX=provider, e.g. 25679=mtn_momo")
         return value
 
     @field_validator("database_url", mode="before")
@@ -183,14 +230,6 @@ class Settings(BaseSettings):
 
     # --- derived -------------------------------------------------------------------------------
     @cached_property
-    def mtn_allowed_networks(self) -> list[IPNetwork]:
-        return _parse_networks(self.mtn_momo_allowed_ips)
-
-    @cached_property
-    def airtel_allowed_networks(self) -> list[IPNetwork]:
-        return _parse_networks(self.airtel_money_allowed_ips)
-
-    @cached_property
     def trusted_proxy_networks(self) -> list[IPNetwork]:
         return _parse_networks(self.trusted_proxies)
 
@@ -202,22 +241,3 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
-
-    @property
-    def mtn_configured(self) -> bool:
-        return bool(
-            self.mtn_momo_api_user and self.mtn_momo_api_key and self.mtn_momo_subscription_key
-        )
-
-    @property
-    def airtel_configured(self) -> bool:
-        return bool(self.airtel_money_client_id and self.airtel_money_client_secret)
-
-    def provider_configured(self, provider: Provider) -> bool:
-        if provider is Provider.MTN_MOMO:
-            return self.mtn_configured
-        return self.airtel_configured
-
-    @property
-    def mtn_sandbox(self) -> bool:
-        return self.mtn_momo_target_env == "sandbox"

@@ -29,6 +29,8 @@ from app.merchants.service import (
     validate_callback_url,
 )
 from app.migrate import upgrade_async
+from app.providers.airtel_money import AirtelMoneySettings
+from app.providers.mtn_momo import MtnMomoSettings
 from app.server_secrets import ServerSecret
 from app.simulator.app import create_simulator_app
 from app.simulator.config import (
@@ -76,7 +78,7 @@ def dev_settings(ports: DevPorts, *, host: str = "127.0.0.1", **overrides: objec
         "log_format": "console",
         **overrides,
     }
-    return Settings(**values)  # type: ignore[arg-type]
+    return Settings(**values)
 
 
 async def demo_merchant(
@@ -144,7 +146,7 @@ async def run_dev(
     await engine.dispose()
 
     config = simulator_config or SimulatorConfig(
-        airtel_callback_url=settings.airtel_money_callback_url
+        airtel_callback_url=settings.provider_settings(AirtelMoneySettings).callback_url
     )
     secret_holder = {"secret": merchant.webhook_secret}
     stop = stop or asyncio.Event()
@@ -170,11 +172,12 @@ async def run_dev(
 
 
 def _banner(api_url: str, settings: Settings, api_key: str, secret: str, events_to: str) -> str:
+    simulator_url = settings.provider_settings(MtnMomoSettings).api_url
     return f"""
 momo-gateway dev is running
   API            {api_url}   (docs: {api_url}/docs)
   database       {settings.database_url}
-  simulator      {settings.mtn_momo_api_url}   (MTN MoMo + Airtel Money look-alike)
+  simulator      {simulator_url}   (MTN MoMo + Airtel Money look-alike)
   events go to   {events_to}
   API key        {api_key}
   webhook secret {secret}

@@ -29,8 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, BoundWrite, insert_with_named_params, utcnow
-from app.payments.models import AutoId
+from app.db import AutoId, Base, BoundWrite, insert_with_named_params, utcnow
 
 # A claim older than this whose request never finished (the process died) may be taken over.
 # Longer than the slowest possible request: three provider attempts with 30 s read timeouts.

@@ -22,12 +22,13 @@ from app.deps import RuntimeDep
 from app.errors import install_error_handlers
 from app.events.router import router as events_router
 from app.openapi import customise_openapi
-from app.payments.domain import Provider
 from app.payments.router import router as payments_router
+from app.providers import registry
 from app.providers.base import PaymentProvider
 from app.request_id import RequestId
 from app.runtime import build_runtime
-from app.webhooks.router import router as webhooks_router
+from app.vocabulary import Provider
+from app.webhooks.router import build_callback_router
 from app.workers.embedded import EmbeddedJobs
 from app.workers.settings import ArqNotifier
 
@@ -88,7 +89,7 @@ def create_app(
     app.add_middleware(RequestId)
     app.include_router(payments_router)
     app.include_router(events_router)
-    app.include_router(webhooks_router)
+    app.include_router(build_callback_router(registry.registered()))
 
     @app.get(
         "/metrics",

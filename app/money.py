@@ -9,7 +9,19 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 # ISO 4217 minor units. UGX has none (some old datasets say 2; the current list says 0).
-CURRENCY_EXPONENTS: dict[str, int] = {"UGX": 0, "EUR": 2}
+# The region's currencies and the ones its providers settle in, so a provider for a neighbouring
+# network needs no change here.
+CURRENCY_EXPONENTS: dict[str, int] = {
+    "UGX": 0,
+    "KES": 2,
+    "TZS": 2,
+    "RWF": 0,
+    "CDF": 2,
+    "SSP": 2,
+    "ZMW": 2,
+    "USD": 2,
+    "EUR": 2,
+}
 # What a zero-decimal currency counts in, so that a refusal can say "a whole number of
 # shillings" and the developer sees at once why "12.50" was refused.
 _WHOLE_UNITS: dict[str, str] = {"UGX": "shillings"}

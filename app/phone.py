@@ -1,35 +1,36 @@
 """Uganda mobile numbers: parse every format a shopper types, normalise, find the network.
 
 Numbers are stored and sent as ``2567XXXXXXXX`` (12 digits). The network comes from
-libphonenumber's carrier data (``phonenumbers``), corrected by an override table because Ugandan
-ranges get reassigned faster than that data follows (MTN took over 079 after Africell left).
+libphonenumber's carrier data (``phonenumbers``) and prefix tables, both given by the registered
+providers (``Networks``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import phonenumbers
 from phonenumbers import PhoneNumberType, carrier
 
-from app.payments.domain import Provider
+from app.vocabulary import Provider
 
 UGANDA_COUNTRY_CODE = 256
 
-# Ranges whose carrier data lags reality. Longest matching prefix wins; settings add more.
-DEFAULT_PREFIX_OVERRIDES: Mapping[str, Provider] = {
-    "25679": Provider.MTN_MOMO,  # 0798/0799 still tagged Africell, which left in 2021
-}
 
-_CARRIER_PROVIDERS: Mapping[str, Provider] = {
-    "mtn": Provider.MTN_MOMO,
-    "airtel": Provider.AIRTEL_MONEY,
-}
+@dataclass(frozen=True)
+class Networks:
+    """Which provider serves which numbers, as the registered providers say.
 
-# MTN's sandbox payer numbers (46733123450 … 46733123463 and neighbours): only in the sandbox.
-MTN_SANDBOX_NUMBER = re.compile(r"46733123\d{3}")
+    ``prefixes`` (``"25679"`` → a provider; the longest matching prefix wins) come first, since
+    Ugandan ranges get reassigned faster than the carrier data follows; then ``carriers``, the
+    lower-case start of libphonenumber's carrier name (``"mtn"`` → a provider).
+    """
+
+    prefixes: Mapping[str, Provider] = field(default_factory=dict)
+    carriers: Mapping[str, Provider] = field(default_factory=dict)
+
 
 _SEPARATORS = re.compile(r"[\s\-().]")
 
@@ -40,7 +41,7 @@ class PhoneNumberError(ValueError):
 
 @dataclass(frozen=True)
 class UgandaMobile:
-    msisdn: str  # 2567XXXXXXXX, or an MTN sandbox number as given
+    msisdn: str  # 2567XXXXXXXX, or a provider's test number as given
     network: Provider | None  # None: a valid number that no supported provider serves
 
     @property
@@ -58,15 +59,18 @@ def mask(msisdn: str) -> str:
 
 def parse_uganda_mobile(
     raw: str,
+    networks: Networks | None = None,
     *,
-    overrides: Mapping[str, Provider] | None = None,
-    allow_mtn_sandbox: bool = False,
+    test_numbers: Sequence[tuple[re.Pattern[str], Provider]] = (),
 ) -> UgandaMobile:
+    """``test_numbers``: numbers a provider's test environment takes as they are (MTN's sandbox
+    payers), each with that provider."""
     if not isinstance(raw, str) or len(raw) > 32:
         raise PhoneNumberError("phone number must be a string such as 0772123456")
     compact = _SEPARATORS.sub("", raw.strip())
-    if allow_mtn_sandbox and MTN_SANDBOX_NUMBER.fullmatch(compact):
-        return UgandaMobile(msisdn=compact, network=Provider.MTN_MOMO)
+    for pattern, provider in test_numbers:
+        if pattern.fullmatch(compact):
+            return UgandaMobile(msisdn=compact, network=provider)
 
     if compact.startswith("+"):
         digits = compact[1:]
@@ -91,19 +95,20 @@ def parse_uganda_mobile(
         PhoneNumberType.FIXED_LINE_OR_MOBILE,
     ):
         raise PhoneNumberError("not a mobile number: mobile money needs a 07XX number")
-    return UgandaMobile(msisdn=digits, network=detect_network(parsed, digits, overrides))
+    return UgandaMobile(
+        msisdn=digits, network=detect_network(parsed, digits, networks or Networks())
+    )
 
 
 def detect_network(
-    parsed: phonenumbers.PhoneNumber, digits: str, overrides: Mapping[str, Provider] | None
+    parsed: phonenumbers.PhoneNumber, digits: str, networks: Networks
 ) -> Provider | None:
-    table = {**DEFAULT_PREFIX_OVERRIDES, **(overrides or {})}
     for length in range(len(digits), 3, -1):
-        provider = table.get(digits[:length])
+        provider = networks.prefixes.get(digits[:length])
         if provider is not None:
             return provider
     name = carrier.name_for_number(parsed, "en").strip().lower()
-    for carrier_name, provider in _CARRIER_PROVIDERS.items():
+    for carrier_name, provider in networks.carriers.items():
         if name.startswith(carrier_name):
             return provider
     return None

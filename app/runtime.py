@@ -18,11 +18,13 @@ from app.db import create_engine, create_sessionmaker
 from app.events.delivery import EventDelivery, build_delivery_client
 from app.idempotency import IdempotencyStore
 from app.merchants.auth import ApiKeyCache
-from app.payments.domain import Provider
 from app.payments.reconciler import Reconciler
 from app.payments.service import EventNotifier, PaymentService
+from app.payments.validation import PaymentRules
+from app.providers import registry
 from app.providers.base import PaymentProvider
 from app.server_secrets import get_or_create_secret
+from app.vocabulary import Provider
 from app.webhooks.service import CallbackService
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class Runtime:
     notifier: NotifierSlot
     delivery_client: httpx.AsyncClient
     merchant_keys: ApiKeyCache
+    payment_rules: PaymentRules
     owns_providers: bool = field(default=True)
 
     async def aclose(self) -> None:
@@ -83,6 +86,7 @@ async def build_runtime(
     providers: Mapping[Provider, PaymentProvider] | None = None,
     delivery_client: httpx.AsyncClient | None = None,
 ) -> Runtime:
+    registry.check_settings(settings)
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     sessions = create_sessionmaker(engine)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
@@ -106,11 +110,14 @@ async def build_runtime(
         notifier=notifier,
     )
     client = delivery_client or build_delivery_client()
-    for provider in Provider:
+    for provider in registry.names():
         state = "configured" if provider in providers else "not configured"
         logger.info("provider %s %s", provider.value, state)
-    if settings.airtel_money_callback_url:
-        logger.info("Airtel callback URL to register: %s", settings.airtel_money_callback_url)
+    for spec in registry.registered():
+        block = spec.settings_from(settings)
+        if block.callback_url and not any(route.per_payment for route in spec.callback_routes):
+            # A provider that calls one URL needs it registered on its side.
+            logger.info("%s callback URL to register: %s", spec.title, block.callback_url)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -132,10 +139,11 @@ async def build_runtime(
             sessions=sessions,
             settings=settings,
             payments=payments,
-            rates=dict.fromkeys(Provider, settings.reconcile_rate_per_second),
+            rates=dict.fromkeys(registry.names(), settings.reconcile_rate_per_second),
         ),
         notifier=notifier,
         delivery_client=client,
         merchant_keys=ApiKeyCache(sessions),
+        payment_rules=PaymentRules.from_settings(settings),
         owns_providers=owns_providers,
     )

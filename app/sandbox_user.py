@@ -210,20 +210,20 @@ def env_lines(user: SandboxUser, base_url: str) -> str:
 def _run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from app.config import Settings
+    from app.providers.mtn_momo.settings import MtnMomoSettings
 
     api_url: str | None = args.api_url
     subscription_key: str | None = args.subscription_key
     if api_url is None or subscription_key is None:
         # Read only when a flag is missing, so a bad unrelated setting cannot block the command.
         try:
-            settings = Settings()
+            mtn = MtnMomoSettings()
         except ValidationError as exc:
             print(f"error: invalid settings: {exc}", file=sys.stderr)
             return 2
-        api_url = api_url or settings.mtn_momo_api_url
-        if subscription_key is None and settings.mtn_momo_subscription_key is not None:
-            subscription_key = settings.mtn_momo_subscription_key.get_secret_value()
+        api_url = api_url or mtn.api_url
+        if subscription_key is None and mtn.subscription_key is not None:
+            subscription_key = mtn.subscription_key.get_secret_value()
     if not subscription_key:
         print(
             "error: set MTN_MOMO_SUBSCRIPTION_KEY (your Collection subscription's primary key) "

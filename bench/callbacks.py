@@ -4,7 +4,7 @@
 2. N payments are created through the gateway's API (so each has its per-payment callback URL).
 3. One MTN callback per payment — the simulator's own body shape, ``PUT`` to
    ``MTN_MOMO_CALLBACK_URL + reference + "/" + token`` with the token from
-   ``app.webhooks.tokens.callback_token`` — plus a repeat of 10 % of them, shuffled, are sent by
+   ``app.callback_tokens.callback_token`` — plus a repeat of 10 % of them, shuffled, are sent by
    the load generator at a fixed concurrency.
 
 Each first callback makes the gateway record it, fetch the status from the simulator and settle
@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from app.webhooks.tokens import callback_token
+from app.callback_tokens import callback_token
 from bench import harness, loadgen
 from bench.initiation import payment_lines
 

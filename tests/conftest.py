@@ -28,8 +28,8 @@ from app.main import create_app
 from app.merchants.service import NewMerchantCredentials, create_merchant
 from app.migrate import upgrade_async
 from app.models import Base
-from app.payments.domain import Provider
 from app.runtime import Runtime
+from app.vocabulary import Provider
 from tests.fakes import FakeProvider
 from tests.services import need_postgres, need_redis
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from app.payments.domain import Provider
 from app.providers.base import (
     InitiationOutcome,
     InitiationResult,
@@ -14,6 +13,7 @@ from app.providers.base import (
     StatusResult,
 )
 from app.providers.errors import ProviderUnavailable
+from app.vocabulary import Provider
 
 
 @dataclass

@@ -25,11 +25,12 @@ from sqlalchemy.engine import make_url
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker, new_id
 from app.merchants.service import create_merchant
-from app.payments.domain import Provider
 from app.payments.models import Payment
 from app.ports import PortUnavailable
+from app.providers import registry
 from app.simulator.app import create_simulator_app
 from app.simulator.server import serve_in_background
+from app.vocabulary import Provider
 from tests.conftest import (
     _create_postgres_database,
     _drop_postgres_database,
@@ -228,7 +229,7 @@ async def test_serve_logs_a_database_without_schema_as_one_line(empty_postgres, 
 async def test_a_database_error_in_a_request_is_a_problem_and_logs_no_parameter(tmp_path, caplog):
     order_id = "ORD-NEVER-LOGGED-7731"
     async with migrated_database("postgresql", tmp_path) as url:
-        providers = {provider: FakeProvider(provider) for provider in Provider}
+        providers = {provider: FakeProvider(provider) for provider in registry.names()}
         async with running_app(make_settings(url), providers) as (app, http):
             runtime = app.state.runtime
             merchant = await create_merchant(

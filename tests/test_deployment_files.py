@@ -21,6 +21,9 @@ import pytest
 import yaml
 
 from app.config import Settings
+from app.providers import registry
+from app.providers.airtel_money import AirtelMoneySettings
+from app.providers.mtn_momo import MtnMomoSettings
 from app.simulator.config import (
     DEFAULT_AIRTEL_CLIENT_ID,
     DEFAULT_AIRTEL_CLIENT_SECRET,
@@ -36,7 +39,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 
 GATEWAY_SERVICES = ("migrate", "api", "worker")
 LONG_RUNNING = ("postgres", "redis", "api", "worker", "simulator")
-SETTING_NAMES = {name.upper() for name in Settings.model_fields}
+SETTING_NAMES = registry.setting_names()
 # Read by docker compose itself (interpolation), never by the gateway.
 COMPOSE_ONLY_NAMES = {"POSTGRES_PASSWORD"}
 
@@ -272,19 +275,21 @@ def test_env_example_simulator_block_points_at_the_simulator(
 
     settings = Settings(_env_file=env_file)
 
-    assert settings.mtn_momo_api_url == "http://simulator:8090"
-    assert settings.airtel_money_api_url == "http://simulator:8090"
-    assert settings.mtn_momo_api_user == DEFAULT_MTN_API_USER
-    assert settings.mtn_momo_api_key is not None
-    assert settings.mtn_momo_api_key.get_secret_value() == DEFAULT_MTN_API_KEY
-    assert settings.mtn_momo_subscription_key is not None
-    assert settings.mtn_momo_subscription_key.get_secret_value() == DEFAULT_MTN_SUBSCRIPTION_KEY
-    assert settings.airtel_money_client_id == DEFAULT_AIRTEL_CLIENT_ID
-    assert settings.airtel_money_client_secret is not None
-    assert settings.airtel_money_client_secret.get_secret_value() == DEFAULT_AIRTEL_CLIENT_SECRET
-    assert settings.mtn_momo_callback_url == "http://api:8000/api/webhooks/mtn-momo/"
-    assert settings.mtn_configured
-    assert settings.airtel_configured
+    mtn = settings.provider_settings(MtnMomoSettings)
+    airtel = settings.provider_settings(AirtelMoneySettings)
+    assert mtn.api_url == "http://simulator:8090"
+    assert airtel.api_url == "http://simulator:8090"
+    assert mtn.api_user == DEFAULT_MTN_API_USER
+    assert mtn.api_key is not None
+    assert mtn.api_key.get_secret_value() == DEFAULT_MTN_API_KEY
+    assert mtn.subscription_key is not None
+    assert mtn.subscription_key.get_secret_value() == DEFAULT_MTN_SUBSCRIPTION_KEY
+    assert airtel.client_id == DEFAULT_AIRTEL_CLIENT_ID
+    assert airtel.client_secret is not None
+    assert airtel.client_secret.get_secret_value() == DEFAULT_AIRTEL_CLIENT_SECRET
+    assert mtn.callback_url == "http://api:8000/api/webhooks/mtn-momo/"
+    assert mtn.configured
+    assert airtel.configured
 
 
 # --- Dockerfile ----------------------------------------------------------------------------------

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from app.payments.domain import Provider
+from app.config import Settings
+from app.payments.validation import PaymentRules
 from app.phone import PhoneNumberError, mask, parse_uganda_mobile
+from app.vocabulary import Provider
+
+
+def rules(**settings: object) -> PaymentRules:
+    """The registered providers' number tables (MTN, Airtel), as the gateway builds them."""
+    return PaymentRules.from_settings(Settings(_env_file=None, **settings))
 
 
 @pytest.mark.parametrize(
@@ -58,18 +65,28 @@ def test_not_a_ugandan_mobile_number(raw):
     ],
 )
 def test_network_detection(raw, network):
-    assert parse_uganda_mobile(raw).network is network
+    assert parse_uganda_mobile(raw, rules().networks).network == network
 
 
-def test_override_table_wins_over_carrier_data():
-    overrides = {"25670": Provider.MTN_MOMO}
-    assert parse_uganda_mobile("0700123456", overrides=overrides).network is Provider.MTN_MOMO
+def test_nothing_is_detected_without_the_providers_tables():
+    assert parse_uganda_mobile("0772123456").network is None
 
 
-def test_mtn_sandbox_numbers_only_when_allowed():
-    assert parse_uganda_mobile("46733123450", allow_mtn_sandbox=True).msisdn == "46733123450"
-    with pytest.raises(PhoneNumberError):
-        parse_uganda_mobile("46733123450")
+def test_the_operators_override_table_wins_over_carrier_data():
+    networks = rules(network_prefix_overrides="25670=mtn_momo").networks
+    assert parse_uganda_mobile("0700123456", networks).network == Provider.MTN_MOMO
+
+
+def test_mtn_sandbox_numbers_only_in_the_sandbox_and_not_for_airtel():
+    sandbox = rules(mtn_momo_target_env="sandbox")
+    taken = parse_uganda_mobile("46733123450", test_numbers=sandbox.test_numbers(None))
+    assert (taken.msisdn, taken.network) == ("46733123450", Provider.MTN_MOMO)
+    for test_numbers in (
+        sandbox.test_numbers(Provider.AIRTEL_MONEY),
+        rules(mtn_momo_target_env="mtnuganda").test_numbers(None),
+    ):
+        with pytest.raises(PhoneNumberError):
+            parse_uganda_mobile("46733123450", test_numbers=test_numbers)
 
 
 def test_mask_keeps_only_the_ends():

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from app.config import Settings
+from app.providers.mtn_momo import MtnMomoSettings
 from app.sandbox_user import (
     SandboxProvisioningError,
     SandboxUser,
@@ -49,17 +50,17 @@ def basic(user: str, key: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{key}".encode()).decode()
 
 
-async def token_for(http: httpx.AsyncClient, base_url: str, settings: Settings) -> httpx.Response:
-    assert settings.mtn_momo_api_user is not None
-    assert settings.mtn_momo_api_key is not None
-    assert settings.mtn_momo_subscription_key is not None
+async def token_for(
+    http: httpx.AsyncClient, base_url: str, settings: MtnMomoSettings
+) -> httpx.Response:
+    assert settings.api_user is not None
+    assert settings.api_key is not None
+    assert settings.subscription_key is not None
     return await http.post(
         f"{base_url}/collection/token/",
         headers={
-            "Ocp-Apim-Subscription-Key": settings.mtn_momo_subscription_key.get_secret_value(),
-            "Authorization": basic(
-                settings.mtn_momo_api_user, settings.mtn_momo_api_key.get_secret_value()
-            ),
+            "Ocp-Apim-Subscription-Key": settings.subscription_key.get_secret_value(),
+            "Authorization": basic(settings.api_user, settings.api_key.get_secret_value()),
         },
     )
 
@@ -88,7 +89,7 @@ async def test_command_prints_settings_that_work(
             _env_file=None,
             **{name.lower(): value for name, value in lines.items()},
             mtn_momo_subscription_key=DEFAULT_MTN_SUBSCRIPTION_KEY,
-        )
+        ).provider_settings(MtnMomoSettings)
 
         async with httpx.AsyncClient() as http:
             token = await token_for(http, base_url, settings)
@@ -97,13 +98,13 @@ async def test_command_prints_settings_that_work(
                 headers={
                     "Ocp-Apim-Subscription-Key": DEFAULT_MTN_SUBSCRIPTION_KEY,
                     "Authorization": f"Bearer {token.json()['access_token']}",
-                    "X-Target-Environment": settings.mtn_momo_target_env,
+                    "X-Target-Environment": settings.target_env,
                     "X-Reference-Id": str(uuid.uuid4()),
-                    "X-Callback-Url": f"{settings.mtn_momo_callback_url}ref/token",
+                    "X-Callback-Url": f"{settings.callback_url}ref/token",
                 },
                 json={
                     "amount": "100",
-                    "currency": settings.mtn_momo_currency,
+                    "currency": settings.currency,
                     "externalId": "ORD-1001",
                     "payer": {"partyIdType": "MSISDN", "partyId": "46733123453"},
                     "payerMessage": "Order ORD-1001",
@@ -120,12 +121,12 @@ async def test_command_prints_settings_that_work(
         "MTN_MOMO_CURRENCY",
         "MTN_MOMO_CALLBACK_URL",
     }
-    assert settings.mtn_momo_api_url == base_url
-    assert settings.mtn_momo_target_env == "sandbox"
-    assert settings.mtn_momo_currency == "EUR"
+    assert settings.api_url == base_url
+    assert settings.target_env == "sandbox"
+    assert settings.currency == "EUR"
     # MTN's sandbox calls back over plain http.
-    assert settings.mtn_momo_callback_url == "http://shop.example.ug/api/webhooks/mtn-momo/"
-    assert settings.mtn_configured
+    assert settings.callback_url == "http://shop.example.ug/api/webhooks/mtn-momo/"
+    assert settings.configured
     assert token.status_code == 200, token.text
     assert accepted.status_code == 202, accepted.text
     assert DEFAULT_MTN_SUBSCRIPTION_KEY not in printed.out + printed.err

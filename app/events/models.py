@@ -6,8 +6,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, utcnow
-from app.payments.models import AutoId
+from app.db import AutoId, Base, utcnow
 
 
 class OutboxEvent(Base):

@@ -12,13 +12,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.openapi.examples import (
-    AIRTEL_CALLBACK_EXAMPLES,
-    AIRTEL_CALLBACK_SCHEMA,
     CALLBACK_REPLY_EXAMPLES,
     CALLBACK_REPLY_SCHEMA,
     HEALTH_SCHEMA,
-    MTN_CALLBACK_EXAMPLES,
-    MTN_CALLBACK_SCHEMA,
     READINESS_SCHEMA,
 )
 from app.openapi.problems import (
@@ -39,6 +35,8 @@ from app.openapi.storefront_events import (
 )
 from app.payments.domain import EventType
 from app.payments.schemas import PAYMENT_EXAMPLE
+from app.providers import registry
+from app.providers.spec import CALLBACK_PREFIX, ProviderSpec
 
 _HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
@@ -146,18 +144,24 @@ def _add_success_examples(path: str, method: str, operation: Schema) -> None:
                 parameter.setdefault("example", "ORD-1001-attempt-1")
 
 
+def _callback_spec(path: str) -> ProviderSpec[Any] | None:
+    """The registered provider whose callback route ``path`` is."""
+    for spec in registry.registered():
+        if any(path == CALLBACK_PREFIX + route.path for route in spec.callback_routes):
+            return spec
+    return None
+
+
 def _add_callback_bodies(path: str, operation: Schema) -> None:
-    if not is_callback(path) or "requestBody" in operation:
+    spec = _callback_spec(path) if is_callback(path) else None
+    if spec is None or "requestBody" in operation or not spec.callback_schema:
         return
-    mtn = "/mtn-momo/" in path
     operation["requestBody"] = {
         "required": True,
         "content": {
             "application/json": {
-                "schema": {"$ref": REF + ("MtnCallback" if mtn else "AirtelCallback")},
-                "examples": copy.deepcopy(
-                    MTN_CALLBACK_EXAMPLES if mtn else AIRTEL_CALLBACK_EXAMPLES
-                ),
+                "schema": {"$ref": REF + spec.callback_schema["title"]},
+                "examples": copy.deepcopy(spec.callback_examples),
             }
         },
     }
@@ -225,8 +229,9 @@ def build_openapi(app: FastAPI) -> Schema:
     schemas.setdefault("Health", copy.deepcopy(HEALTH_SCHEMA))
     schemas.setdefault("Readiness", copy.deepcopy(READINESS_SCHEMA))
     schemas.setdefault("CallbackReply", copy.deepcopy(CALLBACK_REPLY_SCHEMA))
-    schemas.setdefault("MtnCallback", copy.deepcopy(MTN_CALLBACK_SCHEMA))
-    schemas.setdefault("AirtelCallback", copy.deepcopy(AIRTEL_CALLBACK_SCHEMA))
+    for spec in registry.registered():
+        if spec.callback_schema:
+            schemas.setdefault(spec.callback_schema["title"], copy.deepcopy(spec.callback_schema))
     schemas.setdefault("StorefrontEvent", copy.deepcopy(STOREFRONT_EVENT_SCHEMA))
 
     readyz = document.get("paths", {}).get("/readyz", {}).get("get")

@@ -9,6 +9,7 @@ from typing import Any
 
 from app.errors import PROBLEM_JSON, problem
 from app.openapi.schema import REF, Schema
+from app.providers.spec import CALLBACK_PREFIX
 
 PROBLEM_SCHEMA: Schema = {
     "title": "Problem",
@@ -124,7 +125,7 @@ PROBLEMS: dict[str, _Problem] = {
     "unsupported_network": _Problem(
         422,
         "Neither MTN nor Airtel serves the number",
-        "this number is not on MTN or Airtel, so it cannot pay with mobile money here",
+        "this number is not on MTN MoMo or Airtel Money, so it cannot pay with mobile money here",
         on_field="phone_number",
     ),
     "provider_mismatch": _Problem(
@@ -252,10 +253,6 @@ _OPERATION_CODES: dict[tuple[str, str], dict[int, tuple[str, ...]]] = {
     ("get", "/v1/events/{event_id}"): {404: ("event_not_found",)},
     ("post", "/v1/events/{event_id}/redeliver"): {404: ("event_not_found",)},
     ("get", "/readyz"): {503: ("not_ready",)},
-    ("post", "/api/webhooks/mtn-momo/"): {401: ("missing_signature", "bad_signature")},
-    ("put", "/api/webhooks/mtn-momo/"): {401: ("missing_signature", "bad_signature")},
-    ("post", "/api/webhooks/airtel-money/"): {401: ("missing_signature", "bad_signature")},
-    ("put", "/api/webhooks/airtel-money/"): {401: ("missing_signature", "bad_signature")},
 }
 # Example codes under another key where the same code reads differently per route group.
 _WIRE_CODE = {
@@ -267,7 +264,7 @@ _WIRE_CODE = {
 
 
 def is_callback(path: str) -> bool:
-    return path.startswith("/api/webhooks/")
+    return path.startswith(CALLBACK_PREFIX + "/")
 
 
 def is_api(path: str) -> bool:
@@ -278,6 +275,8 @@ def codes_for(method: str, path: str, status: int) -> tuple[str, ...]:
     chosen = _OPERATION_CODES.get((method, path), {}).get(status)
     if chosen is not None:
         return chosen
+    if is_callback(path) and status == 401 and "{token}" not in path:
+        return ("missing_signature", "bad_signature")  # a shared route has no token to refuse
     group = _CALLBACK_CODES if is_callback(path) else _API_CODES
     return group.get(status, ())
 

@@ -1,17 +1,12 @@
-"""The gateway's own vocabulary for payments: statuses, providers, failure codes, actors.
+"""The payment's life: statuses, the transitions between them, actors and events.
 
-Nothing here knows a provider's JSON. Provider adapters map their wire values onto these types.
+Providers and failure codes are shared with every layer and live in ``app.vocabulary``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-
-
-class Provider(StrEnum):
-    MTN_MOMO = "mtn_momo"
-    AIRTEL_MONEY = "airtel_money"
 
 
 class PaymentStatus(StrEnum):
@@ -54,23 +49,6 @@ ALLOWED_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
 # Longer than any initiation can run (three attempts, 30 s read timeouts, backoff). A payment
 # whose initiation has not finished after this was abandoned by a process that died mid-call.
 ABANDONED_INITIATION_AFTER = timedelta(minutes=10)
-
-
-class FailureCode(StrEnum):
-    """Stable failure codes the storefront can branch on. The provider's raw reason is kept
-    separately in ``failure_message``."""
-
-    INSUFFICIENT_FUNDS = "insufficient_funds"
-    PAYER_NOT_FOUND = "payer_not_found"
-    REJECTED_BY_PAYER = "rejected_by_payer"
-    PAYER_TIMEOUT = "payer_timeout"
-    INCORRECT_PIN = "incorrect_pin"
-    LIMIT_EXCEEDED = "limit_exceeded"
-    INVALID_AMOUNT = "invalid_amount"
-    NOT_ALLOWED = "not_allowed"
-    INVALID_REQUEST = "invalid_request"
-    NOT_FOUND_AT_PROVIDER = "not_found_at_provider"
-    PROVIDER_ERROR = "provider_error"
 
 
 class Actor(StrEnum):

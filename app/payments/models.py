@@ -6,9 +6,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, utcnow
-
-AutoId = BigInteger().with_variant(Integer(), "sqlite")
+from app.db import AutoId, Base, utcnow
 
 # Statuses that hold an order (app.payments.domain.ORDER_BLOCKING_STATUSES), spelled for SQL.
 _ORDER_BLOCKING_SQL = "status IN ('pending', 'successful', 'needs_review')"

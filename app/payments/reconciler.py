@@ -21,10 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import utcnow
 from app.metrics import RECONCILE_CHECKS, RECONCILE_RUNS
-from app.payments.domain import ABANDONED_INITIATION_AFTER, Actor, PaymentStatus, Provider
+from app.payments.domain import ABANDONED_INITIATION_AFTER, Actor, PaymentStatus
 from app.payments.models import Payment
 from app.payments.service import PaymentService
+from app.providers import registry
 from app.providers.errors import ProviderError
+from app.vocabulary import Provider
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ class Reconciler:
         rates = rates or {}
         self._limiters = {
             provider: RateLimiter(rates.get(provider, DEFAULT_CHECKS_PER_SECOND))
-            for provider in Provider
+            for provider in registry.names()
         }
 
     async def claim_due(self, *, limit: int, due_by: datetime | None = None) -> Sequence[Payment]:
@@ -166,10 +168,10 @@ class Reconciler:
                     *(self._check(payment, semaphore, report) for payment in claimed)
                 )
         except Exception:
-            for provider in Provider:
+            for provider in registry.names():
                 RECONCILE_RUNS.labels(provider.value, "error").inc()
             raise
-        for provider in Provider:
+        for provider in registry.names():
             RECONCILE_RUNS.labels(provider.value, "ok").inc()
         if report.claimed:
             logger.info(

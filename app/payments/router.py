@@ -50,7 +50,7 @@ async def create_payment(
 ) -> Response:
     """Send a request-to-pay to MTN MoMo or Airtel Money. The payer approves on their phone;
     the payment stays `pending` until the provider's answer is confirmed."""
-    new = validate_new_payment(body, runtime.settings)
+    new = validate_new_payment(body, runtime.payment_rules)
 
     async def create(hooks: IdempotentCreation | None) -> Payment:
         return await runtime.payments.create_payment(merchant.id, new, hooks)

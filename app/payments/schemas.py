@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,8 +21,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from app.money import CURRENCY_EXPONENTS, amount_hint, format_amount
-from app.payments.domain import FailureCode, PaymentStatus, Provider
+from app.payments.domain import PaymentStatus
 from app.payments.models import Payment
+from app.providers import registry
+from app.vocabulary import FailureCode, Provider
 
 MAX_METADATA_KEYS = 20
 MAX_METADATA_BYTES = 4096
@@ -36,6 +39,26 @@ def _holds_nul(value: Any) -> bool:
     if isinstance(value, list):
         return any(_holds_nul(item) for item in value)
     return False
+
+
+def _registered_provider(value: str) -> Provider:
+    if not registry.is_registered(value):
+        expected = " or ".join(f"'{name}'" for name in registry.names())
+        raise PydanticCustomError("enum", "Input should be {expected}", {"expected": expected})
+    return Provider(value)
+
+
+def _provider_enum(schema: dict[str, Any]) -> None:
+    # Read when the document is made, so that a provider registered later is listed too.
+    schema["enum"] = list(registry.names())
+
+
+# A registered provider's name: which ones exist is the registry's business, not the schema's.
+ProviderName = Annotated[
+    str,
+    AfterValidator(_registered_provider),
+    Field(json_schema_extra=_provider_enum, examples=["mtn_momo"]),
+]
 
 
 class CreatePaymentRequest(BaseModel):
@@ -69,7 +92,7 @@ class CreatePaymentRequest(BaseModel):
         description="Decimal string (or integer) in major units; UGX has no decimals."
     )
     phone_number: StrictStr = Field(max_length=32, description="Ugandan mobile number.")
-    provider: Provider | None = Field(
+    provider: ProviderName | None = Field(
         default=None, description="Omit to detect the network from the number."
     )
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
@@ -152,7 +175,7 @@ class PaymentOut(BaseModel):
     id: str
     object: Literal["payment"] = "payment"
     status: PaymentStatus
-    provider: Provider
+    provider: ProviderName
     order_id: str
     amount: str
     currency: str

@@ -29,14 +29,13 @@ from app.payments.domain import (
     ALLOWED_TRANSITIONS,
     EVENT_FOR_STATUS,
     Actor,
-    FailureCode,
     PaymentStatus,
-    Provider,
     initiation_over_at,
 )
 from app.payments.models import Payment
 from app.payments.schemas import payment_json
 from app.payments.validation import NewPayment
+from app.providers import registry
 from app.providers.base import (
     InitiationOutcome,
     InitiationResult,
@@ -46,7 +45,7 @@ from app.providers.base import (
     StatusResult,
 )
 from app.providers.errors import ProviderError, ProviderUnavailable
-from app.webhooks.tokens import mtn_callback_url
+from app.vocabulary import FailureCode, Provider
 
 logger = logging.getLogger(__name__)
 
@@ -230,13 +229,10 @@ class PaymentService:
             await repository.insert_transition(connection, audit)
 
     async def _initiate(self, provider: PaymentProvider, payment: Payment) -> InitiationResult:
-        callback_url = None
-        if payment.provider == Provider.MTN_MOMO.value and self._settings.mtn_momo_callback_url:
-            callback_url = mtn_callback_url(
-                self._settings.mtn_momo_callback_url,
-                self._callback_secret,
-                payment.provider_reference,
-            )
+        spec = registry.spec_for(payment.provider)
+        callback_url = spec.payment_callback_url(
+            spec.settings_from(self._settings), self._callback_secret, payment.provider_reference
+        )
         request = PaymentRequest(
             reference=payment.provider_reference,
             order_id=payment.order_id,

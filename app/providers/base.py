@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from app.payments.domain import FailureCode, Provider
+from app.vocabulary import FailureCode, Provider
 
 
 @dataclass(frozen=True, kw_only=True)

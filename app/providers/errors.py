@@ -9,7 +9,7 @@ ProviderError
 
 from __future__ import annotations
 
-from app.payments.domain import FailureCode
+from app.vocabulary import FailureCode
 
 
 class ProviderError(Exception):

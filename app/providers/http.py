@@ -30,8 +30,8 @@ from tenacity import (
 
 from app.config import Settings
 from app.metrics import PROVIDER_REQUESTS
-from app.payments.domain import Provider
 from app.providers.errors import ProviderRejected, ProviderUnavailable
+from app.vocabulary import Provider
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import autocommit, insert_with_named_params, utcnow
-from app.payments.domain import Provider
+from app.vocabulary import Provider
 from app.webhooks.models import ProviderCallback
 
 # Headers worth keeping for an investigation. Signatures are noted as present, never stored.

@@ -1,22 +1,23 @@
 """Provider callback routes, at the original integration guide's paths.
 
-MTN sends PUT (older docs) or POST (newer docs): both are accepted everywhere. Each request-to-pay
-names its own MTN callback URL, ``/api/webhooks/mtn-momo/{reference}/{token}``.
+Each registered provider names its routes (``ProviderSpec.callback_routes``). PUT and POST are
+both accepted everywhere (MTN's docs say one or the other). A per-payment route,
+``…/{reference}/{token}``, carries the payment's reference and a token bound to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.deps import RuntimeDep
 from app.errors import problem
-from app.payments.domain import Provider
+from app.providers.spec import CALLBACK_PREFIX, CallbackRoute, ProviderSpec
+from app.vocabulary import Provider
 from app.webhooks.service import CallbackReply, InboundCallback
-
-router = APIRouter(prefix="/api/webhooks", tags=["provider callbacks"])
 
 _METHODS = ["PUT", "POST"]
 _RESPONSES: dict[int | str, dict[str, str]] = {
@@ -65,53 +66,47 @@ async def _receive(
     return _render(await runtime.callbacks.receive(callback))
 
 
-Handler = Callable[..., Awaitable[JSONResponse]]
+def _route_for(spec: ProviderSpec[Any], route: CallbackRoute) -> Callable[..., Any]:
+    """The endpoint for one of a provider's callback routes (a per-payment route passes the
+    reference and token from its path)."""
+    provider = spec.name
+    if route.per_payment:
+
+        async def per_payment(
+            runtime: RuntimeDep, request: Request, reference: str, token: str
+        ) -> JSONResponse:
+            return await _receive(runtime, request, provider, reference[:64], token[:128])
+
+        endpoint: Callable[..., Any] = per_payment
+    else:
+
+        async def shared(runtime: RuntimeDep, request: Request) -> JSONResponse:
+            return await _receive(runtime, request, provider)
+
+        endpoint = shared
+    endpoint.__name__ = route.operation
+    endpoint.__doc__ = route.description
+    return endpoint
 
 
-def callback_route(path: str, *, summary: str, name: str) -> Callable[[Handler], Handler]:
-    """Register ``handler`` for PUT and POST at ``path`` (and without its trailing slash), one
-    operation per method with a stable id: ``{name}_put`` and ``{name}_post``."""
-
-    def register(handler: Handler) -> Handler:
-        for method in _METHODS:
-            router.add_api_route(
-                path,
-                handler,
-                methods=[method],
-                summary=summary,
-                responses=_RESPONSES,
-                operation_id=f"{name}_{method.lower()}",
-            )
-        if path.endswith("/"):
-            router.add_api_route(
-                path.rstrip("/"), handler, methods=_METHODS, include_in_schema=False
-            )
-        return handler
-
-    return register
-
-
-@callback_route("/mtn-momo/", summary="MTN MoMo callback", name="mtn_callback")
-async def mtn_callback(runtime: RuntimeDep, request: Request) -> JSONResponse:
-    """The original guide's MTN route: the body names the payment (`referenceId` or
-    `externalId`); the provider's status endpoint decides what happened."""
-    return await _receive(runtime, request, Provider.MTN_MOMO)
-
-
-@callback_route(
-    "/mtn-momo/{reference}/{token}",
-    summary="MTN MoMo per-payment callback",
-    name="mtn_payment_callback",
-)
-async def mtn_payment_callback(
-    runtime: RuntimeDep, request: Request, reference: str, token: str
-) -> JSONResponse:
-    """The `X-Callback-Url` given with each request-to-pay: MTN's callback carries no reference
-    id, so the URL does, with a token bound to it."""
-    return await _receive(runtime, request, Provider.MTN_MOMO, reference[:64], token[:128])
-
-
-@callback_route("/airtel-money/", summary="Airtel Money callback", name="airtel_callback")
-async def airtel_callback(runtime: RuntimeDep, request: Request) -> JSONResponse:
-    """Airtel posts to the one URL registered in its portal; `transaction.id` is ours."""
-    return await _receive(runtime, request, Provider.AIRTEL_MONEY)
+def build_callback_router(specs: Sequence[ProviderSpec[Any]]) -> APIRouter:
+    """Every registered provider's callback routes, PUT and POST, each also without its
+    trailing slash; one operation per method with a stable id: ``{operation}_put|_post``."""
+    router = APIRouter(prefix=CALLBACK_PREFIX, tags=["provider callbacks"])
+    for spec in specs:
+        for route in spec.callback_routes:
+            endpoint = _route_for(spec, route)
+            for method in _METHODS:
+                router.add_api_route(
+                    route.path,
+                    endpoint,
+                    methods=[method],
+                    summary=route.summary,
+                    responses=_RESPONSES,
+                    operation_id=f"{route.operation}_{method.lower()}",
+                )
+            if route.path.endswith("/"):
+                router.add_api_route(
+                    route.path.rstrip("/"), endpoint, methods=_METHODS, include_in_schema=False
+                )
+    return router

@@ -18,27 +18,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.callback_tokens import token_is_valid
 from app.config import Settings
 from app.db import utcnow
 from app.identifiers import is_identifier
 from app.metrics import CALLBACKS
 from app.payments import repository
-from app.payments.domain import Actor, PaymentStatus, Provider
+from app.payments.domain import Actor, PaymentStatus
 from app.payments.models import Payment
 from app.payments.service import PaymentService
-from app.providers.airtel_money.callback import parse_airtel_callback
+from app.providers import registry
 from app.providers.errors import ProviderError
-from app.providers.mtn_momo.callback import parse_mtn_callback
-from app.webhooks.hints import CallbackHint, MalformedCallback
+from app.vocabulary import CallbackHint, CallbackRejection, MalformedCallback, Provider
 from app.webhooks.inbox import Inbox, dedupe_key
-from app.webhooks.tokens import token_is_valid
-from app.webhooks.verification import (
-    CallbackRejection,
-    client_ip,
-    ip_allowed,
-    verify_airtel_hash,
-    verify_hex_signature,
-)
+from app.webhooks.verification import client_ip, ip_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -168,28 +161,13 @@ class CallbackService:
 
     # --- checks ----------------------------------------------------------------------------
     def _authenticate(self, callback: InboundCallback, source: Any) -> CallbackRejection | None:
-        settings = self._settings
-        if callback.provider is Provider.MTN_MOMO:
-            allowed, secret = settings.mtn_allowed_networks, settings.mtn_momo_webhook_secret
-        else:
-            allowed, secret = settings.airtel_allowed_networks, settings.airtel_money_webhook_secret
-        if not ip_allowed(source, allowed):
+        spec = registry.spec_for(callback.provider)
+        provider_settings = spec.settings_from(self._settings)
+        if not ip_allowed(source, provider_settings.allowed_networks):
             return CallbackRejection.IP_DENIED
-
-        if secret is not None:
-            key = secret.get_secret_value().encode()
-            if callback.provider is Provider.MTN_MOMO:
-                signature = callback.headers.get("x-signature")
-                if signature is None:
-                    return CallbackRejection.MISSING_SIGNATURE
-                if not verify_hex_signature(callback.raw_body, signature, key):
-                    return CallbackRejection.BAD_SIGNATURE
-            else:
-                variant = verify_airtel_hash(callback.raw_body, key)
-                if variant is None:
-                    return CallbackRejection.BAD_SIGNATURE
-                logger.info("Airtel callback hash matched over %s", variant)
-
+        rejection = spec.check_signature(provider_settings, callback.raw_body, callback.headers)
+        if rejection is not None:
+            return rejection
         if callback.path_reference is not None and not token_is_valid(
             self._callback_secret, callback.path_reference, callback.path_token or ""
         ):
@@ -198,9 +176,7 @@ class CallbackService:
 
     @staticmethod
     def _parse(callback: InboundCallback) -> CallbackHint:
-        if callback.provider is Provider.MTN_MOMO:
-            return parse_mtn_callback(callback.raw_body)
-        return parse_airtel_callback(callback.raw_body)
+        return registry.spec_for(callback.provider).parse_callback(callback.raw_body)
 
     async def _find_payment(self, callback: InboundCallback, hint: CallbackHint) -> Payment | None:
         if callback.path_reference is not None and not is_identifier(callback.path_reference):
@@ -213,7 +189,8 @@ class CallbackService:
                     return payment
                 if callback.path_reference is not None:
                     return None
-            if callback.provider is Provider.MTN_MOMO and hint.order_id is not None:
+            spec = registry.spec_for(callback.provider)
+            if spec.callback_may_name_only_the_order and hint.order_id is not None:
                 # The original guide's bodies name the order (externalId). Only an
                 # unambiguous match is taken; the provider's answer still decides.
                 candidates = (
@@ -221,7 +198,7 @@ class CallbackService:
                         select(Payment)
                         .where(
                             Payment.order_id == hint.order_id,
-                            Payment.provider == Provider.MTN_MOMO.value,
+                            Payment.provider == callback.provider.value,
                         )
                         .order_by(Payment.created_at.desc())
                         .limit(2)

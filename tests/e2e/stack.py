@@ -17,6 +17,7 @@ from app.config import Settings
 from app.dev import DevPorts, dev_settings
 from app.main import create_app
 from app.merchants.service import NewMerchantCredentials, create_merchant
+from app.providers.airtel_money import AirtelMoneySettings
 from app.simulator.config import SimulatorConfig
 from app.simulator.server import running_simulator, serve_in_background
 
@@ -96,7 +97,11 @@ async def running_stack(
             # Airtel posts to the one URL registered in its portal: register ours.
             await sim_client.post(
                 "/_simulator/config",
-                json={"airtel_callback_url": settings.airtel_money_callback_url},
+                json={
+                    "airtel_callback_url": settings.provider_settings(
+                        AirtelMoneySettings
+                    ).callback_url
+                },
             )
             runtime = app.state.runtime
             merchant = await create_merchant(

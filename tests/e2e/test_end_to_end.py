@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from app.providers.mtn_momo import MtnMomoSettings
 from app.simulator.config import SimulatorConfig
 from tests.conftest import count_rows
 from tests.e2e.stack import running_stack
@@ -81,7 +82,7 @@ async def test_a_forged_callback_over_http_changes_nothing(clean_db):
             "externalId": "FORGED",
             "financialTransactionId": "1",
         }
-        base = stack.settings.mtn_momo_callback_url
+        base = stack.settings.provider_settings(MtnMomoSettings).callback_url
         reference = payment["provider_reference"]
 
         wrong_token = await stack.gateway.put(f"{base}{reference}/forged-token", json=forged)

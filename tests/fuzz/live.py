@@ -13,8 +13,9 @@ from typing import Any
 from app.config import Settings
 from app.main import create_app
 from app.merchants.service import create_merchant
-from app.payments.domain import Provider
+from app.providers import registry
 from app.simulator.server import serve_in_background
+from app.vocabulary import Provider
 from tests.fakes import FakeProvider
 
 STARTUP_TIMEOUT = 60.0
@@ -35,7 +36,7 @@ class LiveGateway:
 @contextmanager
 def gateway_on_a_thread(settings: Settings) -> Iterator[LiveGateway]:
     """The app with in-memory providers (answers at once, never hangs) and one merchant."""
-    providers = {provider: FakeProvider(provider) for provider in Provider}
+    providers = {provider: FakeProvider(provider) for provider in registry.names()}
     ready = threading.Event()
     state: dict[str, Any] = {}
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.webhooks.tokens import callback_token
+from app.callback_tokens import callback_token
 from tests.fuzz.live import LiveGateway
 
 MTN = "/api/webhooks/mtn-momo/"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.payments.domain import Provider
+from app.vocabulary import Provider
 from tests.fuzz.live import LiveGateway
 
 NUL_REQUESTS = [

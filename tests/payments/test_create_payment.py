@@ -11,12 +11,14 @@ from sqlalchemy import update
 
 from app.db import utcnow
 from app.idempotency import IdempotencyRecord, request_fingerprint
+from app.merchants.service import create_merchant
 from app.payments import repository
-from app.payments.domain import Actor, FailureCode, PaymentStatus, Provider
+from app.payments.domain import Actor, PaymentStatus
 from app.payments.schemas import CreatePaymentRequest
 from app.payments.service import Change
 from app.providers.base import InitiationOutcome, InitiationResult
-from tests.conftest import count_rows
+from app.vocabulary import FailureCode, Provider
+from tests.conftest import count_rows, make_settings, running_app
 
 VALID = {
     "order_id": "ORD-1001",
@@ -291,11 +293,17 @@ async def test_a_failed_order_may_be_paid_again(client, auth, fake_providers):
     assert second.json()["provider_reference"] != first.json()["provider_reference"]
 
 
-async def test_unconfigured_provider_is_refused(runtime, client, auth, settings):
-    runtime.settings.airtel_money_client_id = None
-    response = await client.post(
-        "/v1/payments", json=body(provider=..., phone_number="0700123456"), headers=auth
-    )
+async def test_unconfigured_provider_is_refused(clean_db, fake_providers):
+    settings = make_settings(clean_db, airtel_money_client_id=None)
+    async with running_app(settings, providers=fake_providers) as (app, http):
+        merchant = await create_merchant(
+            app.state.runtime.sessions, name="Shop", callback_url="https://shop.example/e"
+        )
+        response = await http.post(
+            "/v1/payments",
+            json=body(provider=..., phone_number="0700123456"),
+            headers={"Authorization": f"Bearer {merchant.api_key}"},
+        )
     assert response.status_code == 422
     assert response.json()["code"] == "provider_not_configured"
 

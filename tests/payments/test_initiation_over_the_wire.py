@@ -8,9 +8,9 @@ import pytest
 import respx
 
 from app.merchants.service import create_merchant
-from app.payments.domain import Provider
 from app.providers.http import RetryPolicy
 from app.providers.registry import build_providers, close_providers
+from app.vocabulary import Provider
 from tests.conftest import count_rows, make_settings, running_app
 from tests.payments.test_create_payment import VALID
 

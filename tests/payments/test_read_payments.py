@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.payments.domain import FailureCode, Provider
 from app.providers.base import ProviderPaymentStatus, StatusResult
+from app.vocabulary import FailureCode, Provider
 from tests.conftest import count_rows
 from tests.payments.test_create_payment import VALID
 

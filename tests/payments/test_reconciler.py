@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy import text
 
 from app.db import utcnow
-from app.payments.domain import Provider
 from app.providers.base import ProviderPaymentStatus, StatusResult
+from app.vocabulary import Provider
 from tests.conftest import count_rows
 from tests.payments.test_create_payment import VALID
 

@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
-from app.payments.domain import ALLOWED_TRANSITIONS, Actor, FailureCode, PaymentStatus
+from app.payments.domain import ALLOWED_TRANSITIONS, Actor, PaymentStatus
 from app.payments.service import Change
 from app.providers.base import ProviderPaymentStatus, StatusResult
+from app.vocabulary import FailureCode
 from tests.conftest import count_rows
 from tests.payments.test_create_payment import VALID
 

@@ -19,8 +19,8 @@ from pydantic import AfterValidator, BaseModel, StrictInt, StrictStr, Validation
 
 from app.errors import field_name, install_error_handlers
 from app.merchants.service import create_merchant
-from app.payments.domain import Provider
 from app.payments.schemas import CreatePaymentRequest
+from app.vocabulary import Provider
 from tests.conftest import count_rows, make_settings, running_app
 from tests.payments.test_create_payment import VALID, body
 

@@ -9,13 +9,13 @@ import httpx
 import pytest
 import respx
 
-from app.payments.domain import FailureCode
 from app.providers.airtel_money import AirtelMoneyCollection
 from app.providers.airtel_money.adapter import normalise_prefix
 from app.providers.base import InitiationOutcome, ProviderPaymentStatus
 from app.providers.errors import ProviderUnavailable
 from app.providers.http import RetryPolicy
 from app.providers.tokens import InMemoryTokenCache
+from app.vocabulary import FailureCode
 from tests.providers.conftest import (
     AIRTEL_CLIENT_ID,
     AIRTEL_CLIENT_SECRET,

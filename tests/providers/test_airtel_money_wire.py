@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from app.money import AmountError
-from app.payments.domain import FailureCode
 from app.providers.airtel_money import wire
 from app.providers.base import ProviderPaymentStatus, StatusResult
+from app.vocabulary import FailureCode
 from tests.providers.conftest import payment_request
 
 F = FailureCode

@@ -11,7 +11,6 @@ import respx
 from httpx_aiohttp import AiohttpTransport
 from tenacity import RetryCallState
 
-from app.payments.domain import Provider
 from app.providers.errors import ProviderRejected, ProviderUnavailable
 from app.providers.http import (
     RetryPolicy,
@@ -19,6 +18,7 @@ from app.providers.http import (
     retry_after_seconds,
     send_with_retries,
 )
+from app.vocabulary import Provider
 from tests.providers.conftest import RecordingSleep
 
 URL = "https://provider.test"

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from app.payments.domain import Provider
 from app.providers.errors import ProviderUnavailable
 from app.providers.http import RetryPolicy, build_client, send_with_retries
+from app.vocabulary import Provider
 
 # attempt number → raw HTTP reply; b"" closes the connection, None never answers
 Answer = Callable[[int], bytes | None]

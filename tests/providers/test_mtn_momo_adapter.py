@@ -10,12 +10,12 @@ import httpx
 import pytest
 import respx
 
-from app.payments.domain import FailureCode
 from app.providers.base import InitiationOutcome, ProviderPaymentStatus
 from app.providers.errors import ProviderUnavailable
 from app.providers.http import RetryPolicy
 from app.providers.mtn_momo import MtnMomoCollection
 from app.providers.tokens import InMemoryTokenCache
+from app.vocabulary import FailureCode
 from tests.providers.conftest import (
     MTN_API_KEY,
     MTN_API_USER,

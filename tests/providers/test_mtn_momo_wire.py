@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.payments.domain import FailureCode
 from app.providers.base import ProviderPaymentStatus, StatusResult
 from app.providers.mtn_momo import wire
+from app.vocabulary import FailureCode
 from tests.providers.conftest import payment_request
 
 F = FailureCode

@@ -8,12 +8,12 @@ import pytest
 import respx
 from redis.asyncio import Redis
 
-from app.payments.domain import Provider
 from app.providers.airtel_money import AirtelMoneyCollection
 from app.providers.base import InitiationOutcome
 from app.providers.http import RetryPolicy
 from app.providers.mtn_momo import MtnMomoCollection
 from app.providers.registry import build_providers, close_providers
+from app.vocabulary import Provider
 from tests.providers.conftest import MTN_URL, payment_request, settings
 
 TOKEN_KEYS = "momo:token:mtn_momo:collection:*"

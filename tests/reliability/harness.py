@@ -21,8 +21,10 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings
 
 from app.config import Settings
+from app.providers import registry
 from app.simulator.config import SimulatorConfig
 from tests.e2e.stack import Stack, running_stack
 from tests.receiver import Receiver
@@ -250,18 +252,24 @@ async def poll_until(
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that reproduces ``settings`` in another process."""
+    """The environment that reproduces ``settings`` in another process: the core settings and
+    each registered provider's block under its prefix."""
+    blocks: list[tuple[str, BaseSettings]] = [("", settings)]
+    for spec in registry.registered():
+        prefix = str(spec.settings.model_config.get("env_prefix") or "")
+        blocks.append((prefix, spec.settings_from(settings)))
     env: dict[str, str] = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        elif isinstance(value, list | tuple | set | frozenset):
-            value = ",".join(str(item) for item in value)
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        env[name.upper()] = str(value)
+    for prefix, block in blocks:
+        for name, value in block.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, list | tuple | set | frozenset):
+                value = ",".join(str(item) for item in value)
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[(prefix + name).upper()] = str(value)
     return env
 
 

@@ -9,8 +9,10 @@ import json
 
 import httpx
 
+from app.callback_tokens import per_payment_url
+from app.providers.airtel_money import AirtelMoneySettings
+from app.providers.mtn_momo import MtnMomoSettings
 from app.simulator.config import SimulatorConfig
-from app.webhooks.tokens import mtn_callback_url
 from tests.e2e.stack import Stack
 from tests.receiver import storefront_receiver
 from tests.reliability.harness import (
@@ -52,12 +54,14 @@ def own_callback(stack: Stack, payment: dict, n: int) -> tuple[str, str, bytes]:
     """A callback as the provider would send it, with a body unique to ``n``."""
     reference = payment["provider_reference"]
     if payment["provider"] == "mtn_momo":
-        url = mtn_callback_url(
-            stack.settings.mtn_momo_callback_url or "", stack.runtime.callback_secret, reference
+        url = per_payment_url(
+            stack.settings.provider_settings(MtnMomoSettings).callback_url or "",
+            stack.runtime.callback_secret,
+            reference,
         )
         body = {"status": "SUCCESSFUL", "financialTransactionId": f"9000{n}", "amount": "1000"}
         return "PUT", url, json.dumps(body).encode()
-    url = stack.settings.airtel_money_callback_url or ""
+    url = stack.settings.provider_settings(AirtelMoneySettings).callback_url or ""
     body = {
         "transaction": {
             "id": reference,

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from app.callback_tokens import callback_token
 from app.merchants.service import create_merchant
-from app.payments.domain import Provider
 from app.providers.base import ProviderPaymentStatus, StatusResult
-from app.webhooks.tokens import callback_token
+from app.vocabulary import Provider
 from tests.conftest import count_rows, make_settings, running_app
 from tests.fakes import FakeProvider
 

@@ -11,15 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.webhooks.verification import (
-    CallbackRejection,
-    IPNetwork,
-    client_ip,
-    ip_allowed,
-    parse_ip,
-    verify_airtel_hash,
-    verify_hex_signature,
-)
+from app.providers.airtel_money.callback_hash import verify_airtel_hash
+from app.providers.mtn_momo.signature import verify_hex_signature
+from app.vocabulary import CallbackRejection
+from app.webhooks.verification import IPNetwork, client_ip, ip_allowed, parse_ip
 
 
 def networks(*cidrs: str) -> list[IPNetwork]:

@@ -13,8 +13,9 @@ from standardwebhooks.webhooks import Webhook
 
 from app.db import utcnow
 from app.merchants.service import create_merchant
-from app.payments.domain import Provider
+from app.providers import registry
 from app.providers.base import ProviderPaymentStatus, StatusResult
+from app.vocabulary import Provider
 from app.workers import jobs
 from app.workers.settings import worker_settings
 from tests.conftest import count_rows, make_settings, running_app
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("redis_url")
 
 
 def fakes() -> dict[Provider, FakeProvider]:
-    return {provider: FakeProvider(provider) for provider in Provider}
+    return {provider: FakeProvider(provider) for provider in registry.names()}
 
 
 async def run_burst_worker(settings, providers) -> None:

@@ -15,8 +15,8 @@ from pydantic import SecretStr, ValidationError
 
 from app.config import Settings
 from app.money import AmountError
-from app.payments.domain import FailureCode, Provider
 from app.providers.airtel_money import wire
+from app.providers.airtel_money.settings import AirtelMoneySettings
 from app.providers.base import (
     InitiationResult,
     PaymentRequest,
@@ -38,6 +38,7 @@ from app.providers.tokens import (
     TokenCache,
     credentials_fingerprint,
 )
+from app.vocabulary import FailureCode, Provider
 
 logger = logging.getLogger(__name__)
 
@@ -106,15 +107,16 @@ class AirtelMoneyCollection:
         retry_policy: RetryPolicy | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> AirtelMoneyCollection:
-        if not (settings.airtel_money_client_id and settings.airtel_money_client_secret):
+        airtel = settings.provider_settings(AirtelMoneySettings)
+        if not (airtel.client_id and airtel.client_secret):
             raise ProviderNotConfigured("Airtel Money credentials are not set")
         return cls(
-            client=client or client_for(settings, settings.airtel_money_api_url),
-            client_id=settings.airtel_money_client_id,
-            client_secret=settings.airtel_money_client_secret,
-            country=settings.airtel_money_country,
-            currency=settings.airtel_money_currency,
-            path_prefix=settings.airtel_money_path_prefix,
+            client=client or client_for(settings, airtel.api_url),
+            client_id=airtel.client_id,
+            client_secret=airtel.client_secret,
+            country=airtel.country,
+            currency=airtel.currency,
+            path_prefix=airtel.path_prefix,
             token_cache=token_cache,
             retry_policy=retry_policy,
         )

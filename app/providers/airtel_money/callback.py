@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from app.identifiers import identifier_or_none
-from app.webhooks.hints import CallbackHint, MalformedCallback
+from app.vocabulary import CallbackHint, MalformedCallback
 
 _MAX_ID = 64
 

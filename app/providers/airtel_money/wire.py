@@ -14,8 +14,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from app.money import AmountError, major_units
-from app.payments.domain import FailureCode
 from app.providers.base import PaymentRequest, ProviderPaymentStatus, StatusResult
+from app.vocabulary import FailureCode
 
 
 def _text_or_none(value: object) -> object:

@@ -13,7 +13,6 @@ from pydantic import SecretStr, ValidationError
 
 from app.config import Settings
 from app.money import AmountError
-from app.payments.domain import FailureCode, Provider
 from app.providers.base import (
     InitiationResult,
     PaymentRequest,
@@ -30,12 +29,14 @@ from app.providers.http import (
     send_with_retries,
 )
 from app.providers.mtn_momo import wire
+from app.providers.mtn_momo.settings import MtnMomoSettings
 from app.providers.tokens import (
     AccessToken,
     CachedTokenAuth,
     TokenCache,
     credentials_fingerprint,
 )
+from app.vocabulary import FailureCode, Provider
 
 logger = logging.getLogger(__name__)
 
@@ -121,19 +122,16 @@ class MtnMomoCollection:
         retry_policy: RetryPolicy | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> MtnMomoCollection:
-        if not (
-            settings.mtn_momo_api_user
-            and settings.mtn_momo_api_key
-            and settings.mtn_momo_subscription_key
-        ):
+        mtn = settings.provider_settings(MtnMomoSettings)
+        if not (mtn.api_user and mtn.api_key and mtn.subscription_key):
             raise ProviderNotConfigured("MTN MoMo credentials are not set")
         return cls(
-            client=client or client_for(settings, settings.mtn_momo_api_url),
-            api_user=settings.mtn_momo_api_user,
-            api_key=settings.mtn_momo_api_key,
-            subscription_key=settings.mtn_momo_subscription_key,
-            target_environment=settings.mtn_momo_target_env,
-            currency=settings.mtn_momo_currency,
+            client=client or client_for(settings, mtn.api_url),
+            api_user=mtn.api_user,
+            api_key=mtn.api_key,
+            subscription_key=mtn.subscription_key,
+            target_environment=mtn.target_env,
+            currency=mtn.currency,
             token_cache=token_cache,
             retry_policy=retry_policy,
         )

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from app.identifiers import identifier_or_none
-from app.webhooks.hints import CallbackHint, MalformedCallback
+from app.vocabulary import CallbackHint, MalformedCallback
 
 _MAX_ID = 64
 

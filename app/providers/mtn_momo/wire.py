@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from app.money import AmountError, format_amount, parse_amount
-from app.payments.domain import FailureCode
 from app.providers.base import PaymentRequest, ProviderPaymentStatus, StatusResult
+from app.vocabulary import FailureCode
 
 
 class _MtnModel(BaseModel):
