@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from app.config import Settings
 from app.log_config import configure_logging
 from app.ports import Listener, PortUnavailable, check_listeners, explain_unavailable
-from app.sandbox_user import add_sandbox_user_command
+from app.providers.mtn_momo.sandbox_user import add_sandbox_user_command
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

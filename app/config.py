@@ -14,7 +14,14 @@ import re
 from functools import cached_property
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, PrivateAttr, SecretStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.sources import ENV_FILE_SENTINEL
 
@@ -49,7 +56,17 @@ def _parse_networks(values: list[str]) -> list[IPNetwork]:
     return networks
 
 
-CommaList = Annotated[list[str], NoDecode]
+def _checked_networks(values: list[str]) -> list[str]:
+    _parse_networks(values)  # refuse a bad entry at start-up, not at the first callback
+    return values
+
+
+# "a, b,c" or a JSON list in the environment; NoDecode keeps pydantic-settings from reading the
+# value as JSON first.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+NetworkList = Annotated[
+    list[str], NoDecode, BeforeValidator(_split_list), AfterValidator(_checked_networks)
+]
 
 _PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
@@ -68,18 +85,7 @@ class ProviderSettings(BaseSettings):
     currency: str = "UGX"
     callback_url: str | None = None
     webhook_secret: SecretStr | None = None
-    allowed_ips: CommaList = Field(default_factory=list)
-
-    @field_validator("allowed_ips", mode="before")
-    @classmethod
-    def _allowed_ips_list(cls, value: Any) -> Any:
-        return _split_list(value)
-
-    @field_validator("allowed_ips")
-    @classmethod
-    def _allowed_ips_parse(cls, value: list[str]) -> list[str]:
-        _parse_networks(value)  # refuse a bad entry at start-up, not at the first callback
-        return value
+    allowed_ips: NetworkList = Field(default_factory=list)
 
     @cached_property
     def allowed_networks(self) -> list[IPNetwork]:
@@ -127,7 +133,7 @@ class Settings(BaseSettings):
     )
 
     # --- callbacks -----------------------------------------------------------------------------
-    trusted_proxies: CommaList = Field(default_factory=list)
+    trusted_proxies: NetworkList = Field(default_factory=list)
     callback_token_secret: SecretStr | None = None
     callback_verify_deadline_seconds: float = Field(
         default=1.5,
@@ -194,17 +200,6 @@ class Settings(BaseSettings):
             self._provider_blocks[settings_type] = block
         assert isinstance(block, settings_type)
         return block
-
-    @field_validator("trusted_proxies", "network_prefix_overrides", mode="before")
-    @classmethod
-    def _lists(cls, value: Any) -> Any:
-        return _split_list(value)
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        _parse_networks(value)  # refuse a bad entry at start-up, not at the first callback
-        return value
 
     @field_validator("network_prefix_overrides")
     @classmethod

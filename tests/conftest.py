@@ -6,9 +6,11 @@ the PostgreSQL run skips when no server answers, unless ``MOMO_REQUIRE_SERVICES=
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.log_config import JsonFormatter
 from app.main import create_app
 from app.merchants.service import NewMerchantCredentials, create_merchant
 from app.migrate import upgrade_async
@@ -224,3 +227,19 @@ async def count_rows(runtime: Runtime, table: str, where: str = "", **params: An
 
 
 __all__ = ["count_rows", "create_sessionmaker", "make_settings"]
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """Every log line of the test, formatted as production formats it (at emit time, so the
+    request id in context is the one of the request that logged)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(previous)

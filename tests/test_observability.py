@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import io
-import logging
-from collections.abc import Iterator
-
-import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import log_config
-from app.log_config import JsonFormatter, redact
+from app.log_config import redact
 from app.simulator.config import (
     DEFAULT_AIRTEL_CLIENT_SECRET,
     DEFAULT_MTN_API_KEY,
@@ -22,22 +17,6 @@ from app.simulator.config import (
 from tests.conftest import make_settings, running_app
 from tests.e2e.stack import running_stack
 from tests.payments.test_create_payment import VALID
-
-
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    """Every log line of the test, formatted as production formats it (at emit time, so the
-    request id in context is the one of the request that logged)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(previous)
 
 
 async def test_request_id_is_honoured_echoed_and_in_every_log_line(client, auth, json_logs):

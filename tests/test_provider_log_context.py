@@ -5,30 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Iterator
 
 import pytest
 
-from app.log_config import JsonFormatter
 from app.simulator.config import Endpoint, Faults, SimulatorConfig
 from tests.e2e.stack import running_stack
 
 ALWAYS_500 = Faults(error_rate=1, error_status=500)
-
-
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(previous)
 
 
 def provider_problems(stream: io.StringIO) -> list[dict[str, str]]:

@@ -16,7 +16,7 @@ import pytest
 
 from app.config import Settings
 from app.providers.mtn_momo import MtnMomoSettings
-from app.sandbox_user import (
+from app.providers.mtn_momo.sandbox_user import (
     SandboxProvisioningError,
     SandboxUser,
     add_sandbox_user_command,
