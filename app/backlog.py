@@ -6,27 +6,18 @@ right whichever process did the work.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.events.models import OutboxEvent
+from app.events import repository as events
 from app.metrics import OUTBOX_BACKLOG, PENDING_PAYMENTS
-from app.payments.domain import PaymentStatus
-from app.payments.models import Payment
+from app.payments import repository as payments
 from app.providers import registry
 
 
 async def refresh_backlog_gauges(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as session:
-        rows = await session.execute(
-            select(Payment.provider, func.count())
-            .where(Payment.status == PaymentStatus.PENDING.value)
-            .group_by(Payment.provider)
-        )
-        pending: dict[str, int] = {provider: count for provider, count in rows}
-        backlog = await session.scalar(
-            select(func.count()).where(OutboxEvent.delivery_status == "pending")
-        )
+        pending = await payments.pending_counts(session)
+        backlog = await events.pending_delivery_count(session)
     for provider in registry.names():
         PENDING_PAYMENTS.labels(provider.value).set(pending.get(provider.value, 0))
-    OUTBOX_BACKLOG.set(backlog or 0)
+    OUTBOX_BACKLOG.set(backlog)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.events.delivery import EventDelivery, build_delivery_client
+from app.events.service import EventService
 from app.idempotency import IdempotencyStore
 from app.merchants.auth import ApiKeyCache
 from app.payments.reconciler import Reconciler
@@ -62,6 +63,7 @@ class Runtime:
     idempotency: IdempotencyStore
     callbacks: CallbackService
     delivery: EventDelivery
+    events: EventService
     reconciler: Reconciler
     notifier: NotifierSlot
     delivery_client: httpx.AsyncClient
@@ -135,6 +137,7 @@ async def build_runtime(
             callback_secret=callback_secret,
         ),
         delivery=EventDelivery(sessions=sessions, settings=settings, client=client),
+        events=EventService(sessions=sessions, notifier=notifier),
         reconciler=Reconciler(
             sessions=sessions,
             settings=settings,

@@ -15,16 +15,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import utcnow
 from app.events import repository
-from app.events.models import DeliveryAttempt, OutboxEvent
+from app.events.models import OutboxEvent
 from app.events.schedule import retry_delay
 from app.events.signing import signature_headers
-from app.merchants.models import Merchant
 from app.metrics import DELIVERY_ATTEMPTS
 
 logger = logging.getLogger(__name__)
@@ -78,10 +76,7 @@ class EventDelivery:
                 session, event_id, now=now, lease=CLAIM_LEASE
             ):
                 return DeliveryResult(event_id, sent=False)
-            event = await session.get(OutboxEvent, event_id)
-            assert event is not None
-            merchant = await session.get(Merchant, event.merchant_id)
-            assert merchant is not None
+            event, merchant = await repository.event_and_merchant(session, event_id)
             url, secret, body = merchant.callback_url, merchant.webhook_secret, event_body(event)
             attempt_number = event.attempt_count + 1
 
@@ -131,45 +126,30 @@ class EventDelivery:
         latency_ms: int,
     ) -> None:
         now = utcnow()
-        if delivered:
-            values: dict[str, object] = {
-                "delivery_status": "delivered",
-                "delivered_at": now,
-                "next_attempt_at": None,
-            }
-        elif attempt_number >= self._settings.event_max_attempts:
-            values = {"delivery_status": "failed", "next_attempt_at": None}
-        else:
-            delay = retry_delay(attempt_number, self._settings.event_retry_base_seconds)
-            values = {"next_attempt_at": now + delay}
         async with self._sessions.begin() as session:
-            session.add(
-                DeliveryAttempt(
-                    event_id=event_id,
-                    attempted_at=now,
-                    status_code=status_code,
-                    latency_ms=latency_ms,
-                    error=error,
+            repository.add_attempt(
+                session,
+                event_id,
+                at=now,
+                status_code=status_code,
+                latency_ms=latency_ms,
+                error=error,
+            )
+            if delivered:
+                await repository.mark_delivered(
+                    session, event_id, attempt_count=attempt_number, at=now
                 )
-            )
-            await session.execute(
-                update(OutboxEvent)
-                .where(OutboxEvent.id == event_id)
-                .values(attempt_count=attempt_number, **values)
-            )
+            elif attempt_number >= self._settings.event_max_attempts:
+                await repository.mark_failed(session, event_id, attempt_count=attempt_number)
+            else:
+                delay = retry_delay(attempt_number, self._settings.event_retry_base_seconds)
+                await repository.schedule_retry(
+                    session, event_id, attempt_count=attempt_number, at=now + delay
+                )
 
     async def due_events(self, limit: int = 500) -> Sequence[str]:
         async with self._sessions() as session:
             return await repository.due_event_ids(session, now=utcnow(), limit=limit)
-
-    async def redeliver(self, event_id: str) -> None:
-        """Queue one more delivery, whatever happened before."""
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(OutboxEvent)
-                .where(OutboxEvent.id == event_id)
-                .values(delivery_status="pending", next_attempt_at=utcnow())
-            )
 
 
 def _elapsed_ms(started: float) -> int:

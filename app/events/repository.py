@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events.models import DeliveryAttempt, OutboxEvent
+from app.merchants.models import Merchant
 from app.pagination import newest_first_page
 
 
@@ -28,6 +29,83 @@ async def claim_for_delivery(
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+async def event_and_merchant(session: AsyncSession, event_id: str) -> tuple[OutboxEvent, Merchant]:
+    """An event that exists (e.g. just claimed) and the merchant it goes to."""
+    event = await session.get(OutboxEvent, event_id)
+    assert event is not None
+    merchant = await session.get(Merchant, event.merchant_id)
+    assert merchant is not None
+    return event, merchant
+
+
+def add_attempt(
+    session: AsyncSession,
+    event_id: str,
+    *,
+    at: datetime,
+    status_code: int | None,
+    latency_ms: int,
+    error: str | None,
+) -> None:
+    """Record one attempt; the row is written with the session's next statement or commit."""
+    session.add(
+        DeliveryAttempt(
+            event_id=event_id,
+            attempted_at=at,
+            status_code=status_code,
+            latency_ms=latency_ms,
+            error=error,
+        )
+    )
+
+
+async def mark_delivered(
+    session: AsyncSession, event_id: str, *, attempt_count: int, at: datetime
+) -> None:
+    await _update(
+        session,
+        event_id,
+        attempt_count=attempt_count,
+        delivery_status="delivered",
+        delivered_at=at,
+        next_attempt_at=None,
+    )
+
+
+async def mark_failed(session: AsyncSession, event_id: str, *, attempt_count: int) -> None:
+    """No more attempts: the storefront never took it."""
+    await _update(
+        session,
+        event_id,
+        attempt_count=attempt_count,
+        delivery_status="failed",
+        next_attempt_at=None,
+    )
+
+
+async def schedule_retry(
+    session: AsyncSession, event_id: str, *, attempt_count: int, at: datetime
+) -> None:
+    await _update(session, event_id, attempt_count=attempt_count, next_attempt_at=at)
+
+
+async def queue_redelivery(session: AsyncSession, event_id: str, *, at: datetime) -> None:
+    """Due again at ``at``, whatever happened before (delivered and failed events too)."""
+    await _update(session, event_id, delivery_status="pending", next_attempt_at=at)
+
+
+async def _update(session: AsyncSession, event_id: str, **values: object) -> None:
+    await session.execute(update(OutboxEvent).where(OutboxEvent.id == event_id).values(**values))
+
+
+async def pending_delivery_count(session: AsyncSession) -> int:
+    """Events not yet delivered that will still be tried."""
+    count = await session.scalar(
+        select(func.count()).where(OutboxEvent.delivery_status == "pending")
+    )
+    return count or 0
 
 
 async def due_event_ids(session: AsyncSession, *, now: datetime, limit: int) -> Sequence[str]:

@@ -7,12 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from app.deps import CurrentMerchant, RuntimeDep
-from app.errors import AppError, NotFound
-from app.events import repository
 from app.events.schemas import EventList, EventOut
-from app.identifiers import IDENTIFIER_PATTERN, is_identifier
+from app.events.service import EventWithAttempts
+from app.identifiers import IDENTIFIER_PATTERN
 from app.payments.domain import EventType
-from app.runtime import Runtime
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -20,17 +18,6 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or unknown API key (problem+json)."},
     404: {"description": "No such event for this merchant (problem+json)."},
 }
-
-
-async def _event_out(runtime: Runtime, merchant_id: str, event_id: str) -> EventOut:
-    async with runtime.sessions() as session:
-        event = None
-        if is_identifier(event_id):
-            event = await repository.get_for_merchant(session, merchant_id, event_id)
-        if event is None:
-            raise NotFound(f"No event {event_id!r}.")
-        attempts = await repository.attempts_for(session, [event.id])
-    return EventOut.of(event, attempts[event.id])
 
 
 @router.get(
@@ -47,31 +34,19 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)] = None,
 ) -> EventList:
-    async with runtime.sessions() as session:
-        after = None
-        if starting_after is not None:
-            after = await repository.get_for_merchant(session, merchant.id, starting_after)
-            if after is None:
-                raise AppError(
-                    400, "invalid_cursor", f"starting_after {starting_after!r} is unknown"
-                )
-        events, has_more = await repository.list_page(
-            session,
-            merchant.id,
-            limit=limit,
-            payment_id=payment_id,
-            event_type=type.value if type else None,
-            after=after,
-        )
-        attempts = await repository.attempts_for(session, [event.id for event in events])
-    return EventList(
-        data=[EventOut.of(event, attempts[event.id]) for event in events], has_more=has_more
+    events, has_more = await runtime.events.list_events(
+        merchant.id,
+        limit=limit,
+        payment_id=payment_id,
+        event_type=type.value if type else None,
+        starting_after=starting_after,
     )
+    return EventList(data=[_rendered(found) for found in events], has_more=has_more)
 
 
 @router.get("/{event_id}", response_model=EventOut, summary="Get an event", responses=_PROBLEMS)
 async def get_event(event_id: str, merchant: CurrentMerchant, runtime: RuntimeDep) -> EventOut:
-    return await _event_out(runtime, merchant.id, event_id)
+    return _rendered(await runtime.events.get_event(merchant.id, event_id))
 
 
 @router.post(
@@ -86,7 +61,8 @@ async def redeliver_event(
 ) -> EventOut:
     """Sends the event again (same `webhook-id`), whatever happened before: useful after
     fixing a storefront endpoint that exhausted the retries."""
-    await _event_out(runtime, merchant.id, event_id)  # 404 for another merchant's event
-    await runtime.delivery.redeliver(event_id)
-    await runtime.notifier.events_committed([event_id])
-    return await _event_out(runtime, merchant.id, event_id)
+    return _rendered(await runtime.events.redeliver(merchant.id, event_id))
+
+
+def _rendered(found: EventWithAttempts) -> EventOut:
+    return EventOut.of(found.event, found.attempts)

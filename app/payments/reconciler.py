@@ -1,9 +1,9 @@
 """Settling what callbacks did not: claim due pending payments, ask the provider, apply.
 
-Claims are ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)``: one statement that moves
-each claimed payment's ``next_check_at`` forward, so concurrent reconcilers (several workers)
-take disjoint sets and a payment is checked once per sweep. Each payment backs off on its own
-schedule; a payment whose initiation is still in flight is never claimed.
+A claim (``repository.claim_due``) skips rows another reconciler has locked and moves each
+claimed payment's ``next_check_at`` forward in the same transaction, so concurrent reconcilers
+(several workers) take disjoint sets and a payment is checked once per sweep. Each payment backs
+off on its own schedule; a payment whose initiation is still in flight is never claimed.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import utcnow
 from app.metrics import RECONCILE_CHECKS, RECONCILE_RUNS
-from app.payments.domain import ABANDONED_INITIATION_AFTER, Actor, PaymentStatus
+from app.payments import repository
+from app.payments.domain import Actor, PaymentStatus
 from app.payments.models import Payment
 from app.payments.service import PaymentService
 from app.providers import registry
@@ -88,54 +88,15 @@ class Reconciler:
         }
 
     async def claim_due(self, *, limit: int, due_by: datetime | None = None) -> Sequence[Payment]:
-        """Claim up to ``limit`` pending payments whose check was due by ``due_by``."""
+        """Claim up to ``limit`` pending payments whose check was due by ``due_by``, and push
+        each one's next check back along its own backoff."""
         now = utcnow()
-        due_by = due_by or now
         async with self._sessions.begin() as session:
-            due = (
-                select(Payment.id)
-                .where(
-                    Payment.status == PaymentStatus.PENDING.value,
-                    or_(
-                        and_(
-                            Payment.initiation_finished_at.is_not(None),
-                            Payment.next_check_at <= due_by,
-                        ),
-                        # Abandoned mid-initiation (the process died during the call): nobody
-                        # else will ever look at it.
-                        and_(
-                            Payment.initiation_finished_at.is_(None),
-                            Payment.created_at <= now - ABANDONED_INITIATION_AFTER,
-                            or_(Payment.next_check_at.is_(None), Payment.next_check_at <= due_by),
-                        ),
-                    ),
-                )
-                .order_by(Payment.next_check_at)
-                .limit(limit)
+            claimed = await repository.claim_due(
+                session, limit=limit, due_by=due_by or now, now=now
             )
-            if session.get_bind().dialect.name == "postgresql":
-                due = due.with_for_update(skip_locked=True)
-            claimed_ids = (
-                await session.scalars(
-                    update(Payment)
-                    .where(Payment.id.in_(due.scalar_subquery()))
-                    .values(check_count=Payment.check_count + 1)
-                    .returning(Payment.id)
-                    .execution_options(synchronize_session=False)
-                )
-            ).all()
-            if not claimed_ids:
-                return []
-            claimed = (
-                await session.scalars(select(Payment).where(Payment.id.in_(claimed_ids)))
-            ).all()
-            # One executemany, not a statement per payment.
-            await session.execute(
-                update(Payment).execution_options(synchronize_session=False),
-                [
-                    {"id": payment.id, "next_check_at": self._next_check_at(payment, now)}
-                    for payment in claimed
-                ],
+            await repository.schedule_next_checks(
+                session, {payment.id: self._next_check_at(payment, now) for payment in claimed}
             )
             return claimed
 

@@ -19,9 +19,12 @@ from sqlalchemy import (
     Row,
     Table,
     Update,
+    and_,
     bindparam,
     exists,
+    func,
     inspect,
+    or_,
     select,
     update,
 )
@@ -29,8 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import BoundWrite, insert_with_named_params
 from app.pagination import newest_first_page
-from app.payments.domain import ORDER_BLOCKING_STATUSES, PaymentStatus
+from app.payments.domain import ABANDONED_INITIATION_AFTER, ORDER_BLOCKING_STATUSES, PaymentStatus
 from app.payments.models import Payment, PaymentTransition
+from app.vocabulary import Provider
 
 PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]
 TRANSITIONS: Table = PaymentTransition.__table__  # type: ignore[assignment]
@@ -215,6 +219,33 @@ async def get_by_reference(session: AsyncSession, reference: str) -> Payment | N
     return await session.scalar(select(Payment).where(Payment.provider_reference == reference))
 
 
+async def get_by_provider_reference(
+    session: AsyncSession, provider: Provider, reference: str
+) -> Payment | None:
+    """The payment ``provider`` knows as ``reference``; None if the reference is another
+    provider's (a callback names only payments of its own network)."""
+    payment = await get_by_reference(session, reference)
+    if payment is None or payment.provider != provider.value:
+        return None
+    return payment
+
+
+async def sole_payment_for_order(
+    session: AsyncSession, provider: Provider, order_id: str
+) -> Payment | None:
+    """The payment of ``provider`` for ``order_id`` if there is exactly one (an order may have
+    been retried after a failure: then the order alone does not say which payment is meant)."""
+    candidates = (
+        await session.scalars(
+            select(Payment)
+            .where(Payment.order_id == order_id, Payment.provider == provider.value)
+            .order_by(Payment.created_at.desc())
+            .limit(2)
+        )
+    ).all()
+    return candidates[0] if len(candidates) == 1 else None
+
+
 async def live_payment_for_order(
     session: AsyncSession, merchant_id: str, order_id: str
 ) -> Payment | None:
@@ -258,4 +289,80 @@ async def update_fields(session: AsyncSession, payment_id: str, values: dict[str
         .where(Payment.id == payment_id)
         .values(**values)
         .execution_options(synchronize_session=False)
+    )
+
+
+async def pending_counts(session: AsyncSession) -> dict[str, int]:
+    """Pending payments per provider name; a provider with none is absent."""
+    rows = await session.execute(
+        select(Payment.provider, func.count())
+        .where(Payment.status == PaymentStatus.PENDING.value)
+        .group_by(Payment.provider)
+    )
+    return {provider: count for provider, count in rows}
+
+
+# --- the reconciler's claims ---------------------------------------------------------------
+
+
+async def claim_due(
+    session: AsyncSession, *, limit: int, due_by: datetime, now: datetime
+) -> Sequence[Payment]:
+    """Claim up to ``limit`` pending payments whose check was due by ``due_by``, counting the
+    check (``check_count`` + 1), and return them as they are now. A payment whose initiation
+    never finished is due too once it is ``ABANDONED_INITIATION_AFTER`` old at ``now``.
+
+    ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`` on PostgreSQL: concurrent
+    claimers skip each other's rows instead of waiting, so they take disjoint sets. The caller
+    must move each claimed payment's ``next_check_at`` forward (``schedule_next_checks``) in the
+    same transaction, or the next claim takes it again.
+    """
+    due = (
+        select(Payment.id)
+        .where(
+            Payment.status == PaymentStatus.PENDING.value,
+            or_(
+                and_(
+                    Payment.initiation_finished_at.is_not(None),
+                    Payment.next_check_at <= due_by,
+                ),
+                # Abandoned mid-initiation (the process died during the call): nobody else
+                # will ever look at it.
+                and_(
+                    Payment.initiation_finished_at.is_(None),
+                    Payment.created_at <= now - ABANDONED_INITIATION_AFTER,
+                    or_(Payment.next_check_at.is_(None), Payment.next_check_at <= due_by),
+                ),
+            ),
+        )
+        .order_by(Payment.next_check_at)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    claimed_ids = (
+        await session.scalars(
+            update(Payment)
+            .where(Payment.id.in_(due.scalar_subquery()))
+            .values(check_count=Payment.check_count + 1)
+            .returning(Payment.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    if not claimed_ids:
+        return []
+    return (await session.scalars(select(Payment).where(Payment.id.in_(claimed_ids)))).all()
+
+
+async def schedule_next_checks(session: AsyncSession, next_checks: Mapping[str, datetime]) -> None:
+    """Set each payment's ``next_check_at`` (payment id to when)."""
+    if not next_checks:
+        return
+    # One executemany, not a statement per payment.
+    await session.execute(
+        update(Payment).execution_options(synchronize_session=False),
+        [
+            {"id": payment_id, "next_check_at": check_at}
+            for payment_id, check_at in next_checks.items()
+        ],
     )

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.callback_tokens import token_is_valid
@@ -184,8 +183,10 @@ class CallbackService:
         reference = callback.path_reference or hint.reference
         async with self._sessions() as session:
             if reference is not None:
-                payment = await repository.get_by_reference(session, reference)
-                if payment is not None and payment.provider == callback.provider.value:
+                payment = await repository.get_by_provider_reference(
+                    session, callback.provider, reference
+                )
+                if payment is not None:
                     return payment
                 if callback.path_reference is not None:
                     return None
@@ -193,19 +194,9 @@ class CallbackService:
             if spec.callback_may_name_only_the_order and hint.order_id is not None:
                 # The original guide's bodies name the order (externalId). Only an
                 # unambiguous match is taken; the provider's answer still decides.
-                candidates = (
-                    await session.scalars(
-                        select(Payment)
-                        .where(
-                            Payment.order_id == hint.order_id,
-                            Payment.provider == callback.provider.value,
-                        )
-                        .order_by(Payment.created_at.desc())
-                        .limit(2)
-                    )
-                ).all()
-                if len(candidates) == 1:
-                    return candidates[0]
+                return await repository.sole_payment_for_order(
+                    session, callback.provider, hint.order_id
+                )
         return None
 
     # --- verify-by-fetch ---------------------------------------------------------------------
