@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse
 from app.db import BoundWrite
 from app.errors import PROBLEM_JSON, AppError, problem_for
 from app.idempotency import ClaimState, IdempotencyStore
+from app.payments.creation import HookConflict
 from app.payments.models import Payment
-from app.payments.service import HookConflict
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from app.db import utcnow
 from app.idempotency import IdempotencyRecord, request_fingerprint
 from app.merchants.service import create_merchant
 from app.payments import repository
+from app.payments.decision import Change
 from app.payments.domain import Actor, PaymentStatus
 from app.payments.schemas import CreatePaymentRequest
-from app.payments.service import Change
 from app.providers.base import InitiationOutcome, InitiationResult
 from app.vocabulary import FailureCode, Provider
 from tests.conftest import count_rows, make_settings, running_app
@@ -402,7 +402,7 @@ async def test_a_payment_settled_during_its_request_to_pay_is_answered_as_settle
         payment = await repository.get_by_reference(session, mtn.requests[0].reference)
     assert payment is not None
     settled = Change(to_status=PaymentStatus.SUCCESSFUL, actor=Actor.CALLBACK)
-    assert await runtime.payments.transition(payment.id, settled) is True
+    assert await runtime.payments.transition(payment.id, settled) is not None
     mtn.gate.set()
     response = await creating
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from app.payments.decision import Change
 from app.payments.domain import ALLOWED_TRANSITIONS, Actor, PaymentStatus
-from app.payments.service import Change
 from app.providers.base import ProviderPaymentStatus, StatusResult
 from app.vocabulary import FailureCode
 from tests.conftest import count_rows
@@ -32,8 +32,9 @@ async def test_twenty_concurrent_transitions_have_exactly_one_winner(client, aut
         *(runtime.payments.transition(payment_id, change) for change in changes)
     )
 
-    assert results.count(True) == 1
-    winner = changes[results.index(True)].to_status
+    won = [result is not None for result in results]
+    assert won.count(True) == 1
+    winner = changes[won.index(True)].to_status
     current = await client.get(f"/v1/payments/{payment_id}", headers=auth)
     assert current.json()["status"] == winner.value
     assert (
@@ -51,10 +52,10 @@ async def test_twenty_concurrent_transitions_have_exactly_one_winner(client, aut
 async def test_terminal_states_absorb_repeats(client, auth, runtime):
     payment_id = await pending_payment(client, auth)
     success = Change(to_status=PaymentStatus.SUCCESSFUL, actor=Actor.RECONCILER)
-    assert await runtime.payments.transition(payment_id, success) is True
-    assert await runtime.payments.transition(payment_id, success) is False
+    assert await runtime.payments.transition(payment_id, success) is not None
+    assert await runtime.payments.transition(payment_id, success) is None
     failure = Change(to_status=PaymentStatus.FAILED, actor=Actor.CALLBACK)
-    assert await runtime.payments.transition(payment_id, failure) is False
+    assert await runtime.payments.transition(payment_id, failure) is None
     assert await count_rows(runtime, "events", "payment_id = :p", p=payment_id) == 1
     assert await count_rows(runtime, "payment_transitions", "payment_id = :p", p=payment_id) == 2
 
@@ -115,7 +116,7 @@ async def test_an_answer_applied_to_an_outdated_row_is_judged_on_the_current_one
     payment_id = await pending_payment(client, auth)
     outdated = await runtime.payments.get_payment(merchant.id, payment_id)
     settled = Change(to_status=PaymentStatus.SUCCESSFUL, actor=Actor.CALLBACK)
-    assert await runtime.payments.transition(payment_id, settled) is True
+    assert await runtime.payments.transition(payment_id, settled) is not None
 
     updated = await runtime.payments.apply_status(
         outdated, StatusResult(status=answer), Actor.RECONCILER
