@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -10,17 +9,13 @@ from typing import Any
 import httpx
 from arq.connections import ArqRedis
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from app.api_docs import install_api_docs
-from app.backlog import refresh_backlog_gauges
 from app.body_limit import BodySizeLimit
 from app.config import Settings
-from app.deps import RuntimeDep
 from app.errors import install_error_handlers
 from app.events.router import router as events_router
+from app.health import router as operations_router
 from app.openapi import customise_openapi
 from app.payments.router import router as payments_router
 from app.providers import registry
@@ -31,8 +26,6 @@ from app.vocabulary import Provider
 from app.webhooks.router import build_callback_router
 from app.workers.embedded import EmbeddedJobs
 from app.workers.settings import ArqNotifier
-
-logger = logging.getLogger(__name__)
 
 API_DESCRIPTION = """
 Collect payments in Uganda through **MTN Mobile Money** and **Airtel Money**.
@@ -90,55 +83,7 @@ def create_app(
     app.include_router(payments_router)
     app.include_router(events_router)
     app.include_router(build_callback_router(registry.registered()))
-
-    @app.get(
-        "/metrics",
-        tags=["operations"],
-        summary="Prometheus metrics",
-        response_class=PlainTextResponse,
-        responses={200: {"content": {"text/plain": {"example": "momo_pending_payments 3.0"}}}},
-    )
-    async def metrics(runtime: RuntimeDep) -> PlainTextResponse:
-        try:
-            await refresh_backlog_gauges(runtime.sessions)
-        except Exception:
-            logger.warning("metrics: database unreachable, backlog gauges not refreshed")
-        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/healthz", tags=["operations"], summary="The process is up")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["operations"], summary="Database and Redis answer")
-    async def readyz(runtime: RuntimeDep) -> JSONResponse:
-        checks: dict[str, Any] = {}
-        try:
-            async with runtime.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception:
-            checks["database"] = "unreachable"
-        if runtime.redis is not None:
-            try:
-                await runtime.redis.ping()
-                checks["redis"] = "ok"
-            except Exception:
-                checks["redis"] = "unreachable"
-        failed = [name for name, state in checks.items() if state != "ok"]
-        if failed:
-            return JSONResponse(
-                {
-                    "type": "https://momo-gateway.dev/problems/not_ready",
-                    "title": "Service Unavailable",
-                    "status": 503,
-                    "detail": f"unreachable: {', '.join(failed)}",
-                    "code": "not_ready",
-                    "checks": checks,
-                },
-                status_code=503,
-                media_type="application/problem+json",
-            )
-        return JSONResponse({"status": "ready", "checks": checks})
+    app.include_router(operations_router)
 
     customise_openapi(app)
     return app

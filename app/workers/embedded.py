@@ -1,6 +1,6 @@
 """Jobs inside the API process, for the embedded default (no Redis): one process only.
 
-A timer runs the outbox sweep every few seconds and the reconciler every
+A timer runs the outbox sweep every ``jobs.OUTBOX_SWEEP_SECONDS`` and the reconciler every
 ``RECONCILE_INTERVAL_SECONDS``; new events are delivered right after their commit.
 """
 
@@ -16,8 +16,6 @@ from app.runtime import Runtime
 from app.workers import jobs
 
 logger = logging.getLogger(__name__)
-
-OUTBOX_SWEEP_SECONDS = 5.0
 
 
 class EmbeddedJobs:
@@ -49,7 +47,7 @@ class EmbeddedJobs:
 
     async def _run(self) -> None:
         settings = self._runtime.settings
-        tick = min(OUTBOX_SWEEP_SECONDS, settings.reconcile_interval_seconds)
+        tick = min(jobs.OUTBOX_SWEEP_SECONDS, settings.reconcile_interval_seconds)
         next_reconcile = time.monotonic()
         while True:
             try:

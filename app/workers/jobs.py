@@ -14,6 +14,10 @@ from app.runtime import Runtime
 logger = logging.getLogger(__name__)
 
 OUTBOX_BATCH = 500
+# How often the outbox is swept, by the arq worker's cron and by the embedded timer alike: an
+# event whose delivery job was lost waits at most this long. Every worker sweeps on every tick
+# (a query each), which is why it is not shorter.
+OUTBOX_SWEEP_SECONDS = 10.0
 DELIVERY_CONCURRENCY = 20
 
 

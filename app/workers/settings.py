@@ -22,8 +22,6 @@ from app.workers import jobs
 
 logger = logging.getLogger(__name__)
 
-OUTBOX_SWEEP_SECONDS = 10
-
 
 class ArqNotifier:
     """Enqueue a delivery job for each new event, after its commit."""
@@ -125,7 +123,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
             run_at_startup=True,
             **every(settings.reconcile_interval_seconds),
         ),
-        cron(sweep_outbox, unique=False, run_at_startup=True, **every(OUTBOX_SWEEP_SECONDS)),
+        cron(sweep_outbox, unique=False, run_at_startup=True, **every(jobs.OUTBOX_SWEEP_SECONDS)),
         cron(purge_idempotency_records, minute={17}, second={0}),
     ]
 

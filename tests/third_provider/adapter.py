@@ -1,13 +1,19 @@
-"""Zed Money's adapter: its two HTTP calls and what its answers mean."""
+"""Zed Money's adapter: its two HTTP calls and what its answers mean.
+
+What an unreachable Zed, a refused merchant token or an unexpected status means for the money
+is not decided here: ``RULES`` (``app.providers.outcomes``) holds the rules every adapter shares.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from app.config import Settings
 from app.money import format_amount, parse_amount
+from app.providers import outcomes
 from app.providers.base import (
     InitiationResult,
     PaymentRequest,
@@ -16,10 +22,18 @@ from app.providers.base import (
 )
 from app.providers.errors import ProviderUnavailable
 from app.providers.http import RetryPolicy, client_for, response_json, send_with_retries
-from app.vocabulary import FailureCode, Provider
+from app.vocabulary import Provider
 
 if TYPE_CHECKING:
     from tests.third_provider import ZedMoneySettings
+
+RULES = outcomes.OutcomeRules(
+    title="Zed Money",
+    company="Zed",
+    logger=logging.getLogger(__name__),
+    address_hint="check ZED_MONEY_API_URL",
+    credentials_hint="check ZED_MONEY_MERCHANT_TOKEN",
+)
 
 _STATES = {
     "WAITING": ProviderPaymentStatus.PENDING,
@@ -49,6 +63,9 @@ class ZedMoneyCollection:
         )
 
     async def request_payment(self, request: PaymentRequest) -> InitiationResult:
+        refused = RULES.check_currency(request, self.currency)
+        if refused is not None:
+            return refused
         body = {
             "ref": request.reference,
             "msisdn": request.msisdn,
@@ -58,30 +75,28 @@ class ZedMoneyCollection:
         http_request = self._client.build_request(
             "POST", "/v2/collect", json=body, headers=self._headers
         )
-        try:
-            reply = await send_with_retries(
-                self._client, http_request, policy=self._policy, provider=self.name,
-                operation="zed.request_to_pay",
-            )  # fmt: skip
-        except ProviderUnavailable as exc:
-            return InitiationResult.unknown(str(exc))
-        if reply.response.status_code == 202:
-            return InitiationResult.accepted()
-        return InitiationResult.refused(
-            FailureCode.NOT_ALLOWED, f"HTTP {reply.response.status_code}"
-        )
+        sending = send_with_retries(
+            self._client, http_request, policy=self._policy, provider=self.name,
+            operation="zed.request_to_pay",
+        )  # fmt: skip
+        return await RULES.initiate(sending, log_name="zed collect")
 
     async def get_status(self, reference: str) -> StatusResult:
         http_request = self._client.build_request(
             "GET", f"/v2/collect/{reference}", headers=self._headers
         )
-        reply = await send_with_retries(
+        sending = send_with_retries(
             self._client, http_request, policy=self._policy, provider=self.name,
             operation="zed.status",
         )  # fmt: skip
-        answer: Any = response_json(reply.response)
-        if reply.response.status_code != 200 or not isinstance(answer, dict):
-            raise ProviderUnavailable(f"zed.status: HTTP {reply.response.status_code}")
+        response = await RULES.read_or_unavailable(sending, operation="zed.status")
+        not_found = outcomes.not_found_status(response)
+        if not_found is not None:
+            return not_found
+        RULES.require_success(response, operation="zed.status")
+        answer: Any = response_json(response)
+        if not isinstance(answer, dict):
+            raise ProviderUnavailable("zed.status: unreadable answer")
         return StatusResult(
             status=_STATES.get(str(answer.get("state")), ProviderPaymentStatus.PENDING),
             amount_minor=parse_amount(str(answer["amount"]), str(answer["currency"])),

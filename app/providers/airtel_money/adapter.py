@@ -1,7 +1,8 @@
 """Airtel Money collections: the USSD push and the transaction enquiry.
 
 Behaviour only (paths, headers, which answers are final); the JSON and the response-code table
-live in ``wire.py``. Airtel's host and path prefix (``/simulate`` on some Uganda hosts) are
+live in ``wire.py``, and what an answer means for the money is decided by the rules every adapter
+shares (``RULES``). Airtel's host and path prefix (``/simulate`` on some Uganda hosts) are
 configuration.
 """
 
@@ -11,19 +12,15 @@ import logging
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from app.config import Settings
 from app.money import AmountError
+from app.providers import outcomes
 from app.providers.airtel_money import wire
 from app.providers.airtel_money.settings import AirtelMoneySettings
-from app.providers.base import (
-    InitiationResult,
-    PaymentRequest,
-    ProviderPaymentStatus,
-    StatusResult,
-)
-from app.providers.errors import ProviderNotConfigured, ProviderRejected, ProviderUnavailable
+from app.providers.base import InitiationResult, PaymentRequest, StatusResult
+from app.providers.errors import ProviderNotConfigured
 from app.providers.http import (
     Reply,
     RetryPolicy,
@@ -42,6 +39,15 @@ from app.vocabulary import FailureCode, Provider
 
 logger = logging.getLogger(__name__)
 
+RULES = outcomes.OutcomeRules(
+    title="Airtel Money",
+    company="Airtel",
+    logger=logger,
+    address_hint="check the URL and prefix",
+    credentials_hint="check Airtel credentials, settings and allowed IPs",
+)
+PUSH = "airtel push"
+
 
 def _answer(response: httpx.Response) -> wire.AirtelAnswer | None:
     return wire.decisive_code(wire.parse_envelope(response_json(response)))
@@ -59,6 +65,49 @@ def _is_transient(response: httpx.Response) -> bool:
     if answer is None:
         return True
     return answer.entry.kind is wire.AirtelCodeKind.PENDING and not answer.code.startswith("DP")
+
+
+def _push_answer(response: httpx.Response) -> InitiationResult | None:
+    """What Airtel says about the push in its body, whatever the HTTP status: its codes decide,
+    and a 2xx without one is accepted only when it says ``success``."""
+    answer = _answer(response)
+    if answer is not None:
+        return _coded_push_answer(answer)
+    if not outcomes.is_success(response):
+        return None
+    status = response.status_code
+    envelope = wire.parse_envelope(response_json(response))
+    if envelope is not None and envelope.status is not None and envelope.status.success:
+        return InitiationResult.accepted()
+    logger.warning("airtel push: HTTP %d without a known code; outcome unknown", status)
+    return InitiationResult.unknown(f"HTTP {status} without a known code")
+
+
+def _coded_push_answer(answer: wire.AirtelAnswer) -> InitiationResult:
+    kind = answer.entry.kind
+    if kind is wire.AirtelCodeKind.DUPLICATE:
+        # Our transaction.id is already at Airtel: an earlier attempt landed. Never push
+        # again under a new id; the enquiry tells how it ends.
+        logger.info("airtel push: transaction id already exists, treated as accepted")
+        return InitiationResult.accepted()
+    if kind is wire.AirtelCodeKind.SUCCESS or answer.code == wire.IN_PROCESS:
+        return InitiationResult.accepted()
+    if kind is wire.AirtelCodeKind.PENDING or answer.code in wire.AMBIGUOUS_AT_PUSH:
+        logger.info("airtel push: %s; outcome unknown until enquiry", answer.code)
+        return InitiationResult.unknown(answer.describe())
+    refusal = outcomes.Refusal(
+        answer.entry.failure_code or FailureCode.PROVIDER_ERROR,
+        answer.describe(),
+        configuration=answer.entry.configuration,
+    )
+    return RULES.refused(refusal, log_name=PUSH)
+
+
+def _log_unknown_status(envelope: wire.AirtelEnvelope) -> None:
+    transaction = envelope.data.transaction if envelope.data else None
+    status = (transaction.status or "").strip().upper() if transaction else ""
+    if status and status not in wire.KNOWN_ENQUIRY_STATUSES:
+        logger.warning("airtel.enquiry: unknown status %r, kept pending", status)
 
 
 def normalise_prefix(prefix: str) -> str:
@@ -126,11 +175,9 @@ class AirtelMoneyCollection:
 
     # --- PaymentProvider ------------------------------------------------------------------
     async def request_payment(self, request: PaymentRequest) -> InitiationResult:
-        if request.currency != self.currency:
-            return InitiationResult.refused(
-                FailureCode.INVALID_REQUEST,
-                f"Airtel Money is configured for {self.currency}, not {request.currency}",
-            )
+        refused = RULES.check_currency(request, self.currency)
+        if refused is not None:
+            return refused
         msisdn = wire.national_msisdn(request.msisdn)
         if msisdn is None:
             return InitiationResult.refused(
@@ -148,17 +195,9 @@ class AirtelMoneyCollection:
             headers={**self._headers(), "Content-Type": "application/json"},
             json=body.model_dump(),
         )
-        try:
-            reply = await self._send(http_request, "airtel.push")
-        except ProviderUnavailable as exc:
-            logger.warning("airtel push outcome unknown: %s", exc)
-            return InitiationResult.unknown(str(exc))
-        except ProviderRejected as exc:
-            logger.error("airtel refused our credentials: %s", exc)
-            return InitiationResult.refused(
-                FailureCode.PROVIDER_ERROR, f"Airtel refused the credentials: {exc}"
-            )
-        return self._push_result(reply)
+        return await RULES.initiate(
+            self._send(http_request, "airtel.push"), log_name=PUSH, provider_answer=_push_answer
+        )
 
     async def _send(self, request: httpx.Request, operation: str) -> Reply:
         """An authenticated call, retried by Airtel's own rules (see ``_is_transient``)."""
@@ -172,88 +211,31 @@ class AirtelMoneyCollection:
             is_transient=_is_transient,
         )
 
-    def _push_result(self, reply: Reply) -> InitiationResult:
-        response = reply.response
-        answer = _answer(response)
-        if answer is not None:
-            return self._push_answer(answer)
-        status = response.status_code
-        if 200 <= status < 300:
-            envelope = wire.parse_envelope(response_json(response))
-            if envelope is not None and envelope.status is not None and envelope.status.success:
-                return InitiationResult.accepted()
-            logger.warning("airtel push: HTTP %d without a known code; outcome unknown", status)
-            return InitiationResult.unknown(f"HTTP {status} without a known code")
-        if status in (401, 403):
-            if reply.attempts > 1:
-                logger.warning("airtel push: HTTP %d after a retry; outcome unknown", status)
-                return InitiationResult.unknown(f"HTTP {status}")
-            logger.error("airtel push: HTTP %d, check credentials and allowed IPs", status)
-            return InitiationResult.refused(FailureCode.PROVIDER_ERROR, f"HTTP {status}")
-        if 400 <= status < 500:
-            if status != 400:
-                logger.error("airtel push: unexpected HTTP %d; check the URL and prefix", status)
-            return InitiationResult.refused(FailureCode.INVALID_REQUEST, f"HTTP {status}")
-        logger.warning("airtel push: unexpected HTTP %d; outcome unknown", status)
-        return InitiationResult.unknown(f"HTTP {status}")
-
-    @staticmethod
-    def _push_answer(answer: wire.AirtelAnswer) -> InitiationResult:
-        kind = answer.entry.kind
-        if kind is wire.AirtelCodeKind.DUPLICATE:
-            # Our transaction.id is already at Airtel: an earlier attempt landed. Never push
-            # again under a new id; the enquiry tells how it ends.
-            logger.info("airtel push: transaction id already exists, treated as accepted")
-            return InitiationResult.accepted()
-        if kind is wire.AirtelCodeKind.SUCCESS or answer.code == wire.IN_PROCESS:
-            return InitiationResult.accepted()
-        if kind is wire.AirtelCodeKind.PENDING or answer.code in wire.AMBIGUOUS_AT_PUSH:
-            logger.info("airtel push: %s; outcome unknown until enquiry", answer.code)
-            return InitiationResult.unknown(answer.describe())
-        code = answer.entry.failure_code or FailureCode.PROVIDER_ERROR
-        if answer.entry.configuration:
-            logger.error("airtel push refused: %s (configuration problem)", answer.describe())
-        else:
-            logger.info("airtel push refused: %s", answer.code)
-        return InitiationResult.refused(code, answer.describe())
-
     async def get_status(self, reference: str) -> StatusResult:
+        operation = "airtel.enquiry"
         path = f"{self._prefix}/standard/v1/payments/{quote(reference, safe='')}"
         request = self._client.build_request("GET", path, headers=self._headers())
-        try:
-            reply = await self._send(request, "airtel.enquiry")
-        except ProviderRejected as exc:
-            logger.error("airtel.enquiry: Airtel refused our credentials: %s", exc)
-            raise ProviderUnavailable("airtel.enquiry: credentials refused") from exc
-        response = reply.response
+        response = await RULES.read_or_unavailable(
+            self._send(request, operation), operation=operation
+        )
         raw = response_json(response)
         envelope = wire.parse_envelope(raw)
         if envelope is not None and isinstance(raw, dict):
             result = wire.enquiry_result(envelope, raw)
             if result is not None:
-                self._log_unknown_status(envelope)
+                _log_unknown_status(envelope)
                 return result
         answer = wire.decisive_code(envelope)
-        if response.status_code == 404 and answer is None:
-            return StatusResult(
-                status=ProviderPaymentStatus.NOT_FOUND,
-                failure_code=FailureCode.NOT_FOUND_AT_PROVIDER,
-                failure_message="HTTP 404",
-                raw=raw if isinstance(raw, dict) else {},
-            )
-        detail = answer.describe() if answer else f"HTTP {response.status_code}"
-        if response.status_code in (401, 403) or (answer and answer.entry.configuration):
-            logger.error("airtel.enquiry: %s (check Airtel credentials and settings)", detail)
-        else:
-            logger.warning("airtel.enquiry: no usable answer (%s)", detail)
-        raise ProviderUnavailable(f"airtel.enquiry: {detail}")
-
-    @staticmethod
-    def _log_unknown_status(envelope: wire.AirtelEnvelope) -> None:
-        transaction = envelope.data.transaction if envelope.data else None
-        status = (transaction.status or "").strip().upper() if transaction else ""
-        if status and status not in wire.KNOWN_ENQUIRY_STATUSES:
-            logger.warning("airtel.enquiry: unknown status %r, kept pending", status)
+        if answer is None:
+            not_found = outcomes.not_found_status(response)
+            if not_found is not None:
+                return not_found
+        raise RULES.no_usable_answer(
+            response,
+            operation=operation,
+            detail=answer.describe() if answer else outcomes.describe_status(response),
+            configuration=answer is not None and answer.entry.configuration,
+        )
 
     # --- plumbing --------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
@@ -277,15 +259,7 @@ class AirtelMoneyCollection:
             provider=self.name,
             operation="airtel.token",
         )
-        response = reply.response
-        if not 200 <= response.status_code < 300:
-            raise ProviderRejected(
-                f"Airtel token request refused (HTTP {response.status_code})",
-                status_code=response.status_code,
-                code=FailureCode.PROVIDER_ERROR,
-            )
-        try:
-            token = wire.AirtelToken.model_validate(response_json(response))
-        except ValidationError:
-            raise ProviderUnavailable("airtel.token: unreadable answer") from None
+        RULES.require_token_granted(reply.response)
+        payload = response_json(reply.response)
+        token = outcomes.parse_answer(wire.AirtelToken, payload, operation="airtel.token")
         return AccessToken.from_response(token.access_token, token.expires_in)

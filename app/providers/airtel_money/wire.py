@@ -1,6 +1,7 @@
 """Airtel Money Open API JSON and response codes, with pure conversions to domain types.
 
-Wire facts and their sources: ``shared/design/providers/airtel-money.md``.
+No HTTP and no logging here: the adapter decides what to send and what an answer means for the
+payment; the wire tests hold these conversions to the shapes Airtel documents.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """MTN MoMo Collection: request-to-pay, its status, and the account checks around it.
 
-Behaviour only (paths, headers, which answers are final); the JSON lives in ``wire.py``.
+Behaviour only (paths, headers, which answers are final); the JSON lives in ``wire.py``, and what
+an answer means for the money is decided by the rules every adapter shares (``RULES``).
 """
 
 from __future__ import annotations
@@ -9,19 +10,14 @@ import logging
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from app.config import Settings
 from app.money import AmountError
-from app.providers.base import (
-    InitiationResult,
-    PaymentRequest,
-    ProviderPaymentStatus,
-    StatusResult,
-)
-from app.providers.errors import ProviderNotConfigured, ProviderRejected, ProviderUnavailable
+from app.providers import outcomes
+from app.providers.base import InitiationResult, PaymentRequest, StatusResult
+from app.providers.errors import ProviderNotConfigured
 from app.providers.http import (
-    Reply,
     RetryPolicy,
     client_for,
     is_transient_status,
@@ -40,6 +36,14 @@ from app.vocabulary import FailureCode, Provider
 
 logger = logging.getLogger(__name__)
 
+RULES = outcomes.OutcomeRules(
+    title="MTN MoMo",
+    company="MTN",
+    logger=logger,
+    address_hint="check MTN_MOMO_API_URL",
+    credentials_hint="check MTN credentials and settings",
+)
+
 TOKEN_PATH = "/collection/token/"  # noqa: S105 (a path, not a secret)
 REQUEST_TO_PAY_PATH = "/collection/v1_0/requesttopay"
 BALANCE_PATH = "/collection/v1_0/account/balance"
@@ -53,9 +57,36 @@ def _error_code(response: httpx.Response) -> str | None:
 def _describe(response: httpx.Response) -> str:
     error = wire.parse_error(response_json(response))
     if error is None:
-        return f"HTTP {response.status_code}"
+        return outcomes.describe_status(response)
     detail = f"{error.code}: {error.message}" if error.message else str(error.code)
     return f"HTTP {response.status_code} {detail}"
+
+
+def _is_configuration_error(response: httpx.Response) -> bool:
+    return _error_code(response) in wire.MTN_CONFIGURATION_ERRORS
+
+
+def _names_another_error(response: httpx.Response) -> bool:
+    code = _error_code(response)
+    return code is not None and code not in wire.MTN_NOT_FOUND_CODES
+
+
+def _reference_already_exists(response: httpx.Response) -> InitiationResult | None:
+    if response.status_code != 409:
+        return None
+    # Our reference already exists: an earlier attempt landed. Same request, not a new one.
+    logger.info("mtn request-to-pay: reference already exists, treated as accepted")
+    return InitiationResult.accepted()
+
+
+def _final_refusal(response: httpx.Response) -> outcomes.Refusal | None:
+    code = _error_code(response)
+    failure = wire.final_initiation_refusal(code)
+    if failure is None:
+        return None
+    return outcomes.Refusal(
+        failure, _describe(response), configuration=code in wire.MTN_CONFIGURATION_ERRORS
+    )
 
 
 def _is_transient_initiation(response: httpx.Response) -> bool:
@@ -74,9 +105,7 @@ def _is_transient_token(response: httpx.Response) -> bool:
 
 
 def _is_transient_query(response: httpx.Response) -> bool:
-    if not is_transient_status(response):
-        return False
-    return _error_code(response) not in wire.MTN_CONFIGURATION_ERRORS
+    return is_transient_status(response) and not _is_configuration_error(response)
 
 
 class MtnMomoCollection:
@@ -141,11 +170,9 @@ class MtnMomoCollection:
 
     # --- PaymentProvider ------------------------------------------------------------------
     async def request_payment(self, request: PaymentRequest) -> InitiationResult:
-        if request.currency != self.currency:
-            return InitiationResult.refused(
-                FailureCode.INVALID_REQUEST,
-                f"MTN MoMo is configured for {self.currency}, not {request.currency}",
-            )
+        refused = RULES.check_currency(request, self.currency)
+        if refused is not None:
+            return refused
         try:
             body = wire.request_to_pay_body(request)
         except AmountError as exc:
@@ -161,78 +188,36 @@ class MtnMomoCollection:
             headers=headers,
             json=body.model_dump(by_alias=True),
         )
-        try:
-            reply = await send_with_retries(
-                self._client,
-                http_request,
-                policy=self._policy,
-                provider=self.name,
-                operation="mtn.request_to_pay",
-                auth=self._auth,
-                is_transient=_is_transient_initiation,
-            )
-        except ProviderUnavailable as exc:
-            logger.warning("mtn request-to-pay outcome unknown: %s", exc)
-            return InitiationResult.unknown(str(exc))
-        except ProviderRejected as exc:
-            logger.error("mtn refused our credentials: %s", exc)
-            return InitiationResult.refused(
-                FailureCode.PROVIDER_ERROR, f"MTN refused the credentials: {exc}"
-            )
-        return self._initiation_result(reply)
-
-    def _initiation_result(self, reply: Reply) -> InitiationResult:
-        response = reply.response
-        status = response.status_code
-        if 200 <= status < 300:
-            return InitiationResult.accepted()
-        if status == 409:
-            # Our reference already exists: an earlier attempt landed. Same request, not a new one.
-            logger.info("mtn request-to-pay: reference already exists, treated as accepted")
-            return InitiationResult.accepted()
-        message = _describe(response)
-        if status in (401, 403):
-            if reply.attempts > 1:
-                logger.warning("mtn request-to-pay: %s after a retry; outcome unknown", message)
-                return InitiationResult.unknown(message)
-            logger.error("mtn request-to-pay refused our credentials (%s)", message)
-            return InitiationResult.refused(FailureCode.PROVIDER_ERROR, message)
-        code = _error_code(response)
-        refusal = wire.final_initiation_refusal(code)
-        if refusal is not None:
-            if code in wire.MTN_CONFIGURATION_ERRORS:
-                logger.error("mtn request-to-pay refused: %s (configuration problem)", message)
-            else:
-                logger.info("mtn request-to-pay refused: %s", message)
-            return InitiationResult.refused(refusal, message)
-        if 400 <= status < 500:
-            if status != 400:
-                logger.error("mtn request-to-pay: unexpected %s; check MTN_MOMO_API_URL", message)
-            return InitiationResult.refused(FailureCode.INVALID_REQUEST, message)
-        logger.warning("mtn request-to-pay: unexpected %s; outcome unknown", message)
-        return InitiationResult.unknown(message)
+        sending = send_with_retries(
+            self._client,
+            http_request,
+            policy=self._policy,
+            provider=self.name,
+            operation="mtn.request_to_pay",
+            auth=self._auth,
+            is_transient=_is_transient_initiation,
+        )
+        return await RULES.initiate(
+            sending,
+            log_name="mtn request-to-pay",
+            describe=_describe,
+            provider_answer=_reference_already_exists,
+            final_refusal=_final_refusal,
+        )
 
     async def get_status(self, reference: str) -> StatusResult:
+        operation = "mtn.status"
         response = await self._query(
-            f"{REQUEST_TO_PAY_PATH}/{quote(reference, safe='')}", operation="mtn.status"
+            f"{REQUEST_TO_PAY_PATH}/{quote(reference, safe='')}", operation=operation
         )
+        not_found = outcomes.not_found_status(
+            response, describe=_describe, names_another_error=_names_another_error
+        )
+        if not_found is not None:
+            return not_found
+        self._require_success(response, operation=operation)
         raw = response_json(response)
-        if response.status_code == 404:
-            code = _error_code(response)
-            # A 404 naming some other error code is not MTN saying it has no record of the
-            # reference: failing the payment on it would be a guess.
-            if code is None or code in wire.MTN_NOT_FOUND_CODES:
-                return StatusResult(
-                    status=ProviderPaymentStatus.NOT_FOUND,
-                    failure_code=FailureCode.NOT_FOUND_AT_PROVIDER,
-                    failure_message=_describe(response),
-                    raw=raw if isinstance(raw, dict) else {},
-                )
-        self._require_success(response, operation="mtn.status")
-        try:
-            payload = wire.MtnRequestToPayStatus.model_validate(raw)
-        except ValidationError:
-            raise ProviderUnavailable("mtn.status: unreadable answer") from None
+        payload = outcomes.parse_answer(wire.MtnRequestToPayStatus, raw, operation=operation)
         result = wire.status_result(payload, raw)
         if payload.status.strip().upper() not in {"PENDING", "SUCCESSFUL", "FAILED"}:
             logger.warning("mtn.status: unknown status %r, kept pending", payload.status)
@@ -245,24 +230,23 @@ class MtnMomoCollection:
         MTN answers false "if the account holder is not active or not found"; some
         deployments answer 404 for an unknown number instead.
         """
+        operation = "mtn.account_active"
         path = f"/collection/v1_0/accountholder/msisdn/{quote(msisdn, safe='')}/active"
-        response = await self._query(path, operation="mtn.account_active")
+        response = await self._query(path, operation=operation)
         if response.status_code == 404:
             return False
-        self._require_success(response, operation="mtn.account_active")
-        try:
-            return wire.MtnAccountHolderActive.model_validate(response_json(response)).result
-        except ValidationError:
-            raise ProviderUnavailable("mtn.account_active: unreadable answer") from None
+        self._require_success(response, operation=operation)
+        payload = response_json(response)
+        active = outcomes.parse_answer(wire.MtnAccountHolderActive, payload, operation=operation)
+        return active.result
 
     async def get_balance(self) -> tuple[str, str]:
         """``(available balance, currency)`` of the collection account, as MTN writes them."""
-        response = await self._query(BALANCE_PATH, operation="mtn.balance")
-        self._require_success(response, operation="mtn.balance")
-        try:
-            balance = wire.MtnBalance.model_validate(response_json(response))
-        except ValidationError:
-            raise ProviderUnavailable("mtn.balance: unreadable answer") from None
+        operation = "mtn.balance"
+        response = await self._query(BALANCE_PATH, operation=operation)
+        self._require_success(response, operation=operation)
+        payload = response_json(response)
+        balance = outcomes.parse_answer(wire.MtnBalance, payload, operation=operation)
         return balance.available_balance, balance.currency
 
     # --- plumbing --------------------------------------------------------------------------
@@ -273,36 +257,24 @@ class MtnMomoCollection:
         }
 
     async def _query(self, path: str, *, operation: str) -> httpx.Response:
-        """GET with retries. Any failure to get an answer is ``ProviderUnavailable``: a read
-        never settles a payment, so the caller only needs to know "no answer"."""
+        """GET with retries; no answer at all is ``ProviderUnavailable``."""
         request = self._client.build_request("GET", path, headers=self._headers())
-        try:
-            reply = await send_with_retries(
-                self._client,
-                request,
-                policy=self._policy,
-                provider=self.name,
-                operation=operation,
-                auth=self._auth,
-                is_transient=_is_transient_query,
-            )
-        except ProviderRejected as exc:
-            logger.error("%s: MTN refused our credentials: %s", operation, exc)
-            raise ProviderUnavailable(f"{operation}: credentials refused") from exc
-        return reply.response
+        sending = send_with_retries(
+            self._client,
+            request,
+            policy=self._policy,
+            provider=self.name,
+            operation=operation,
+            auth=self._auth,
+            is_transient=_is_transient_query,
+        )
+        return await RULES.read_or_unavailable(sending, operation=operation)
 
     @staticmethod
     def _require_success(response: httpx.Response, *, operation: str) -> None:
-        if 200 <= response.status_code < 300:
-            return
-        message = _describe(response)
-        if response.status_code in (401, 403) or _error_code(response) in (
-            wire.MTN_CONFIGURATION_ERRORS
-        ):
-            logger.error("%s: %s (check MTN credentials and settings)", operation, message)
-        else:
-            logger.warning("%s: unexpected %s", operation, message)
-        raise ProviderUnavailable(f"{operation}: {message}")
+        RULES.require_success(
+            response, operation=operation, describe=_describe, configuration=_is_configuration_error
+        )
 
     async def _fetch_token(self) -> AccessToken:
         request = self._client.build_request(
@@ -319,16 +291,7 @@ class MtnMomoCollection:
             auth=httpx.BasicAuth(self._api_user, self._api_key.get_secret_value()),
             is_transient=_is_transient_token,
         )
-        response = reply.response
-        if not 200 <= response.status_code < 300:
-            # The body may echo what we sent; only the status goes into the error.
-            raise ProviderRejected(
-                f"MTN token request refused (HTTP {response.status_code})",
-                status_code=response.status_code,
-                code=FailureCode.PROVIDER_ERROR,
-            )
-        try:
-            token = wire.MtnToken.model_validate(response_json(response))
-        except ValidationError:
-            raise ProviderUnavailable("mtn.token: unreadable answer") from None
+        RULES.require_token_granted(reply.response)
+        payload = response_json(reply.response)
+        token = outcomes.parse_answer(wire.MtnToken, payload, operation="mtn.token")
         return AccessToken.from_response(token.access_token, token.expires_in)

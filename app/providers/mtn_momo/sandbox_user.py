@@ -1,9 +1,8 @@
 """``momo-gateway mtn-sandbox-user``: an MTN MoMo sandbox API user and key, ready to paste.
 
-MTN's sandbox hands out Collection credentials through its provisioning API only (DESIGN
-providers/mtn-momo.md §4): create an API user under a UUID of your choosing, bound to the host
-its callbacks may go to, then generate its API key, which is shown once. This does both and
-prints the ``.env`` lines the gateway reads.
+MTN's sandbox hands out Collection credentials through its provisioning API only: create an API
+user under a UUID of your choosing, bound to the host its callbacks may go to, then generate its
+API key, which is shown once. This does both and prints the ``.env`` lines the gateway reads.
 
     SandboxProvisioningError      the provisioning API refused, or did not answer
 """

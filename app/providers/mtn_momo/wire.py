@@ -1,6 +1,7 @@
 """MTN MoMo Collection JSON, and pure conversions to and from the gateway's domain types.
 
-Wire facts and their sources: ``shared/design/providers/mtn-momo.md``.
+No HTTP and no logging here: the adapter decides what to send and what an answer means for the
+payment; the wire tests hold these conversions to the shapes MTN documents.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class MtnBalance(_MtnModel):
     currency: str
 
 
-# Every documented reason, mapped per DESIGN §4. Reasons not listed here are provider_error.
+# Every reason MTN documents, as the gateway's failure code. Reasons not listed are provider_error.
 MTN_FAILURE_CODES: dict[str, FailureCode] = {
     "NOT_ENOUGH_FUNDS": FailureCode.INSUFFICIENT_FUNDS,
     "PAYER_NOT_FOUND": FailureCode.PAYER_NOT_FOUND,
