@@ -12,7 +12,7 @@ so the gateway and the floor are measured by the same load generator in the same
     FLOOR_SIMULATOR_URL=http://127.0.0.1:8090 FLOOR_SUBSCRIPTION_KEY=... \\
     .venv/bin/python -m uvicorn bench.floor:create_app --factory --port 8100 --no-access-log
 
-``FLOOR_HTTP_CLIENT=aiohttp`` swaps httpx for aiohttp (DESIGN.md §6: httpcore's pool tail).
+``FLOOR_HTTP_CLIENT=aiohttp`` swaps httpx for aiohttp (httpcore's pool tail).
 """
 
 from __future__ import annotations

@@ -189,7 +189,7 @@ def initiation_section(output: Mapping[str, Any]) -> str:
             )
         parts += [
             "",
-            "**Floor with httpx vs floor with aiohttp** (DESIGN.md §6: httpcore's pool tail)",
+            "**Floor with httpx vs floor with aiohttp** (httpcore's pool tail)",
             "",
             _table(
                 [

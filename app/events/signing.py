@@ -1,4 +1,4 @@
-"""Standard Webhooks signatures on the events delivered to storefronts (DESIGN §4).
+"""Standard Webhooks signatures on the events delivered to storefronts.
 
 Following https://www.standardwebhooks.com/ exactly means a storefront can verify deliveries with
 any Standard Webhooks library instead of code written for this gateway:

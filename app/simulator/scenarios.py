@@ -7,8 +7,8 @@ A number selects the scenario with code ``NNN`` when
   takes 9 digits, no country code).
 
 Every other number pays, after the approval delay. The ``000`` keeps ordinary test numbers on the
-happy path: the design's example number 0772 123 456 ends in 456, and a benchmark drawing random
-numbers would otherwise fail one payment in seventy.
+happy path: 0772 123 456, the example number in the README and the tests, ends in 456, and a
+benchmark drawing random numbers would otherwise fail one payment in seventy.
 
 "Refused" means the create call itself fails and nothing is recorded (a status query answers
 404). MTN refuses at request time exactly what its docs list as request-time errors (500 + ``code``

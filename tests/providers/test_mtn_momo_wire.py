@@ -11,7 +11,7 @@ from tests.providers.conftest import payment_request
 
 F = FailureCode
 
-# Every reason MTN documents (swagger enum + the 2023-24 additions), per DESIGN §4.
+# Every reason MTN documents (swagger enum + the 2023-24 additions).
 DOCUMENTED_REASONS = [
     ("NOT_ENOUGH_FUNDS", F.INSUFFICIENT_FUNDS),
     ("PAYER_NOT_FOUND", F.PAYER_NOT_FOUND),

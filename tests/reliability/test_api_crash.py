@@ -1,7 +1,7 @@
 """The API process dies in the middle of a request-to-pay: after the payment was written ahead,
-while the provider call is in flight. DESIGN §1: "a crash between 'provider accepted' and 'we
-recorded it' is recovered by the reconciler, never lost" — and a request that never reached the
-provider must end failed (not_found_at_provider), not hold its order forever.
+while the provider call is in flight. A crash between "provider accepted" and "we recorded it"
+is recovered by the reconciler, never lost — and a request that never reached the provider must
+end failed (not_found_at_provider), not hold its order forever.
 
 The API runs as ``momo-gateway serve`` so it can be SIGKILLed; the provider's callback never
 comes (it would have found the API down); only the reconciler can settle these payments.

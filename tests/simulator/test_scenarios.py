@@ -60,7 +60,7 @@ def test_every_scenario_is_covered_on_both_providers() -> None:
         ("46733123451", 451),  # MTN's own sandbox number
         ("256772000451", 451),  # Uganda format, 000 + code
         ("752000451", 451),  # Airtel's 9 digits
-        ("256772123456", None),  # the design's example number pays
+        ("256772123456", None),  # the README's example number pays
         ("256772000451000", None),  # the suffix is the whole tail, not a substring
         ("256772000999", None),  # 000 + an unused code pays
         ("46733123999", None),
