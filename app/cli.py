@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
 import traceback
@@ -230,6 +231,46 @@ def _merchants_create(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _merchants_update(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from app.db import create_engine, create_sessionmaker
+    from app.merchants.service import InvalidSmsTemplate, UnknownMerchant, update_sms_receipts
+
+    if args.sms_receipts is None and args.sms_template is None:
+        parser.error("nothing to change: give --sms-receipts, --sms-template or both")
+
+    async def run() -> int:
+        engine = create_engine(Settings().database_url)
+        try:
+            updated = await update_sms_receipts(
+                create_sessionmaker(engine),
+                args.merchant_id,
+                enabled=None if args.sms_receipts is None else args.sms_receipts == "on",
+                template=args.sms_template,
+            )
+        except UnknownMerchant:
+            print(f"error: no merchant {args.merchant_id}", file=sys.stderr)
+            return 2
+        except InvalidSmsTemplate as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            await engine.dispose()
+        print(
+            json.dumps(
+                {
+                    "id": updated.merchant_id,
+                    "sms_receipts": updated.enabled,
+                    "sms_template": updated.template,
+                    "example": updated.example,
+                },
+                indent=2,
+            )
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="momo-gateway", description=__doc__)
     parser.add_argument(
@@ -286,6 +327,17 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--callback-url", required=True, help="where events are POSTed")
     create.set_defaults(func=_merchants_create, uses_database=True)
+    update = merchant_commands.add_parser("update", help="change a merchant's SMS receipts")
+    update.add_argument("merchant_id", metavar="ID")
+    update.add_argument(
+        "--sms-receipts", choices=["on", "off"], help="text the payer after each payment"
+    )
+    update.add_argument(
+        "--sms-template",
+        metavar="TEXT",
+        help="the receipt's text; placeholders {amount}, {merchant}, {order}, {ref}",
+    )
+    update.set_defaults(func=functools.partial(_merchants_update, update), uses_database=True)
 
     add_sandbox_user_command(commands)
     return parser

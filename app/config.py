@@ -164,6 +164,21 @@ class Settings(BaseSettings):
         default=9101, ge=0, le=65535, description="The worker's own /metrics port; 0 = none."
     )
 
+    # --- SMS receipts (Africa's Talking) ------------------------------------------------------
+    africastalking_username: str | None = Field(
+        default=None, description="Africa's Talking app username; `sandbox` for its sandbox."
+    )
+    africastalking_api_key: SecretStr | None = None
+    africastalking_sender_id: str | None = Field(
+        default=None, description="Registered sender ID (`from`); unset = Africa's Talking's own."
+    )
+    africastalking_api_url: str = Field(
+        default="https://api.africastalking.com",
+        description="https://api.sandbox.africastalking.com for the sandbox.",
+    )
+    # Delivery reports are unsigned: this secret in their URL tells them apart from forgeries.
+    africastalking_callback_token: SecretStr | None = None
+
     # --- service -------------------------------------------------------------------------------
     log_level: str = "INFO"
     log_format: str = Field(default="json", description="json, or console for humans")
@@ -232,6 +247,11 @@ class Settings(BaseSettings):
     def prefix_overrides(self) -> dict[str, Provider]:
         pairs = (item.partition("=") for item in self.network_prefix_overrides)
         return {prefix: Provider(provider) for prefix, _, provider in pairs}
+
+    @property
+    def sms_configured(self) -> bool:
+        """Whether SMS receipts can be sent: without credentials none are queued or sent."""
+        return bool(self.africastalking_username) and self.africastalking_api_key is not None
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,7 +1,9 @@
 """``momo-gateway dev``: the whole flow on one machine, no credentials, no internet.
 
-One process runs the gateway on SQLite with its jobs in-process, the provider simulator, and a
-demo storefront endpoint that prints each event it receives after checking its signature.
+One process runs the gateway on SQLite with its jobs in-process, the provider simulator (which
+also stands in for Africa's Talking, so the demo merchant's SMS receipts are sent and reported
+delivered), and a demo storefront endpoint that prints each event it receives after checking its
+signature.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from app.merchants.service import (
     NewMerchantCredentials,
     create_merchant,
     merchant_for_api_key,
+    update_sms_receipts,
     validate_callback_url,
 )
 from app.migrate import upgrade_async
@@ -34,6 +37,7 @@ from app.providers.mtn_momo import MtnMomoSettings
 from app.server_secrets import ServerSecret
 from app.simulator.app import create_simulator_app
 from app.simulator.config import (
+    DEFAULT_AFRICASTALKING_API_KEY,
     DEFAULT_AIRTEL_CLIENT_ID,
     DEFAULT_AIRTEL_CLIENT_SECRET,
     DEFAULT_MTN_API_KEY,
@@ -47,6 +51,8 @@ logger = logging.getLogger("app.dev")
 
 # The server_secrets row that keeps the demo merchant's API key between runs.
 DEMO_API_KEY_ROW = "dev_demo_api_key"
+# The secret in the delivery-report URL the simulator posts to; public, like the simulator's keys.
+DEV_AFRICASTALKING_CALLBACK_TOKEN = "momo-dev-africastalking-callback-token"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -56,11 +62,23 @@ class DevPorts:
     storefront: int = 8091
 
 
+def _api_url(ports: DevPorts, host: str) -> str:
+    return f"http://{host}:{ports.api}"
+
+
+def sms_delivery_report_url(ports: DevPorts, host: str = "127.0.0.1") -> str:
+    """Where the simulator posts Africa's Talking delivery reports for this run's gateway."""
+    return (
+        f"{_api_url(ports, host)}/api/webhooks/africastalking/{DEV_AFRICASTALKING_CALLBACK_TOKEN}"
+    )
+
+
 def dev_settings(ports: DevPorts, *, host: str = "127.0.0.1", **overrides: object) -> Settings:
-    """Settings pointing both providers at the local simulator; the environment (and .env)
-    still wins for anything not set here, e.g. DATABASE_URL or RECONCILE_INTERVAL_SECONDS."""
+    """Settings pointing both providers and Africa's Talking at the local simulator; the
+    environment (and .env) still wins for anything not set here, e.g. DATABASE_URL or
+    RECONCILE_INTERVAL_SECONDS."""
     simulator = f"http://{host}:{ports.simulator}"
-    api = f"http://{host}:{ports.api}"
+    api = _api_url(ports, host)
     values: dict[str, object] = {
         "redis_url": None,
         "mtn_momo_api_url": simulator,
@@ -75,6 +93,10 @@ def dev_settings(ports: DevPorts, *, host: str = "127.0.0.1", **overrides: objec
         "airtel_money_client_id": DEFAULT_AIRTEL_CLIENT_ID,
         "airtel_money_client_secret": DEFAULT_AIRTEL_CLIENT_SECRET,
         "airtel_money_callback_url": f"{api}/api/webhooks/airtel-money/",
+        "africastalking_api_url": simulator,
+        "africastalking_username": "sandbox",
+        "africastalking_api_key": DEFAULT_AFRICASTALKING_API_KEY,
+        "africastalking_callback_token": DEV_AFRICASTALKING_CALLBACK_TOKEN,
         "log_format": "console",
         **overrides,
     }
@@ -140,13 +162,15 @@ async def run_dev(
     settings = dev_settings(ports, host=host)
     engine = create_engine(settings.database_url)
     await upgrade_async(engine)
-    merchant = await demo_merchant(
-        create_sessionmaker(engine), callback_url=callback_url or storefront_url
-    )
+    sessions = create_sessionmaker(engine)
+    merchant = await demo_merchant(sessions, callback_url=callback_url or storefront_url)
+    # On at every start: showing the receipts is part of the demo.
+    await update_sms_receipts(sessions, merchant.id, enabled=True)
     await engine.dispose()
 
     config = simulator_config or SimulatorConfig(
-        airtel_callback_url=settings.provider_settings(AirtelMoneySettings).callback_url
+        airtel_callback_url=settings.provider_settings(AirtelMoneySettings).callback_url,
+        sms_delivery_report_url=sms_delivery_report_url(ports, host),
     )
     secret_holder = {"secret": merchant.webhook_secret}
     stop = stop or asyncio.Event()
@@ -177,8 +201,10 @@ def _banner(api_url: str, settings: Settings, api_key: str, secret: str, events_
 momo-gateway dev is running
   API            {api_url}   (docs: {api_url}/docs)
   database       {settings.database_url}
-  simulator      {simulator_url}   (MTN MoMo + Airtel Money look-alike)
+  simulator      {simulator_url}   (MTN MoMo + Airtel Money + Africa's Talking look-alike)
   events go to   {events_to}
+  SMS receipts   on for the demo merchant: see the log ("SMS receipt sent to ...")
+                 and GET {api_url}/v1/payments/{{id}}/sms
   API key        {api_key}
   webhook secret {secret}
 

@@ -22,6 +22,7 @@ from app.providers import registry
 from app.providers.base import PaymentProvider
 from app.request_id import RequestId
 from app.runtime import build_runtime
+from app.sms.router import router as sms_router
 from app.vocabulary import Provider
 from app.webhooks.router import build_callback_router
 from app.workers.embedded import EmbeddedJobs
@@ -60,7 +61,7 @@ def create_app(
                 # start (and take payments) while Redis is away; the outbox sweep catches up.
                 pool = ArqRedis.from_url(settings.redis_url)
                 stack.push_async_callback(pool.aclose)
-                runtime.notifier.target = ArqNotifier(pool)
+                runtime.notifier.target = ArqNotifier(pool, sms_receipts=settings.sms_configured)
             elif background_jobs:
                 embedded = EmbeddedJobs(runtime)
                 embedded.start()
@@ -81,6 +82,7 @@ def create_app(
     app.add_middleware(BodySizeLimit)
     app.add_middleware(RequestId)
     app.include_router(payments_router)
+    app.include_router(sms_router)
     app.include_router(events_router)
     app.include_router(build_callback_router(registry.registered()))
     app.include_router(operations_router)

@@ -53,3 +53,8 @@ RECONCILE_RUNS = Counter(
 RECONCILE_CHECKS = Counter(
     "momo_reconcile_checks_total", "Payments checked by the reconciler", ["provider", "result"]
 )
+SMS_RECEIPTS = Counter(
+    "momo_sms_receipts_total",
+    "SMS receipts sent to Africa's Talking, by outcome",
+    ["result", "status_code"],  # sent | refused | retry | gave_up; the recipient code or none
+)

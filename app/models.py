@@ -6,6 +6,7 @@ from app.idempotency import IdempotencyRecord
 from app.merchants.models import Merchant
 from app.payments.models import Payment, PaymentTransition
 from app.server_secrets import ServerSecret
+from app.sms.models import SmsReceipt
 from app.webhooks.models import ProviderCallback
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "PaymentTransition",
     "ProviderCallback",
     "ServerSecret",
+    "SmsReceipt",
 ]

@@ -25,12 +25,15 @@ from app.payments.validation import PaymentRules
 from app.providers import registry
 from app.providers.base import PaymentProvider
 from app.server_secrets import get_or_create_secret
+from app.sms.africastalking import DELIVERY_REPORT_PATH
+from app.sms.service import SmsReceipts
 from app.vocabulary import Provider
 from app.webhooks.service import CallbackService
 
 logger = logging.getLogger(__name__)
 
 CALLBACK_TOKEN_SECRET_NAME = "callback_token_secret"  # noqa: S105 - a row name, not a secret
+AFRICASTALKING_CALLBACK_TOKEN_NAME = "africastalking_callback_token"  # noqa: S105 - a row name
 
 
 class NotifierSlot:
@@ -69,10 +72,12 @@ class Runtime:
     delivery_client: httpx.AsyncClient
     merchant_keys: ApiKeyCache
     payment_rules: PaymentRules
+    sms: SmsReceipts
     owns_providers: bool = field(default=True)
 
     async def aclose(self) -> None:
         await self.callbacks.aclose()
+        await self.sms.aclose()
         await self.delivery_client.aclose()
         if self.owns_providers:
             for provider in self.providers.values():
@@ -120,6 +125,11 @@ async def build_runtime(
         if block.callback_url and not any(route.per_payment for route in spec.callback_routes):
             # A provider that calls one URL needs it registered on its side.
             logger.info("%s callback URL to register: %s", spec.title, block.callback_url)
+    sms = SmsReceipts(
+        sessions=sessions,
+        settings=settings,
+        callback_token=await _africastalking_callback_token(settings, sessions),
+    )
     return Runtime(
         settings=settings,
         engine=engine,
@@ -148,5 +158,24 @@ async def build_runtime(
         delivery_client=client,
         merchant_keys=ApiKeyCache(sessions),
         payment_rules=PaymentRules.from_settings(settings),
+        sms=sms,
         owns_providers=owns_providers,
     )
+
+
+async def _africastalking_callback_token(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> str | None:
+    """The secret in the delivery-report URL: configured, or generated once and kept in the
+    database. None (every report refused) when SMS is off and none was configured."""
+    if settings.africastalking_callback_token is not None:
+        token = settings.africastalking_callback_token.get_secret_value()
+    elif settings.sms_configured:
+        token = await get_or_create_secret(sessions, AFRICASTALKING_CALLBACK_TOKEN_NAME)
+    else:
+        return None
+    if settings.sms_configured:
+        # The URL to paste into Africa's Talking's dashboard (SMS → Delivery Reports).
+        path = DELIVERY_REPORT_PATH.replace("{token}", token)
+        logger.info("Africa's Talking delivery reports: <your public URL>%s", path)
+    return token

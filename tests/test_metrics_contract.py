@@ -1,9 +1,10 @@
 """The metrics README's table promises are the ones ``/metrics`` serves: the same names, the
 same labels, and no label value outside the sets the table lists.
 
-Two views: the exposition after a payment, a callback, a delivery and a reconciler sweep (the
-real MTN adapter, respx at the wire), and the source, where every value a ``.labels(...)`` call
-can pass must be a documented one, including those the flow never reaches.
+Two views: the exposition after a payment, a callback, a delivery, an SMS receipt and a
+reconciler sweep (the real MTN adapter and Africa's Talking client, respx at the wire), and the
+source, where every value a ``.labels(...)`` call can pass must be a documented one, including
+those the flow never reaches.
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ from starlette.routing import Mount
 from app import metrics
 from app.callback_tokens import callback_token
 from app.main import create_app
-from app.merchants.service import create_merchant
+from app.merchants.service import create_merchant, update_sms_receipts
 from app.payments.domain import Actor, PaymentStatus
 from app.providers import registry
 from app.providers.http import RetryPolicy
 from app.providers.registry import build_providers, close_providers
 from app.request_id import UNMATCHED, RequestId
 from app.webhooks.service import CallbackOutcome
-from app.workers.jobs import reconcile_pending, sweep_outbox
+from app.workers.jobs import reconcile_pending, send_sms_receipts, sweep_outbox
 from tests import third_provider
 from tests.conftest import make_settings
 from tests.payments.test_create_payment import VALID
@@ -46,6 +47,20 @@ README = ROOT / "README.md"
 APP = ROOT / "app"
 
 MTN = "https://mtn.test"
+AFRICASTALKING = "https://africastalking.test"
+SMS_ACCEPTED = {
+    "SMSMessageData": {
+        "Message": "Sent to 1/1 Total Cost: UGX 25.0000",
+        "Recipients": [
+            {
+                "statusCode": 101,
+                "number": "+256772123456",
+                "status": "Success",
+                "messageId": "ATXid_contract",
+            }
+        ],
+    }
+}
 REQUEST_TO_PAY = "/collection/v1_0/requesttopay"
 TOKEN = {"access_token": "mtn-token-1", "token_type": "access_token", "expires_in": 3600}
 SUCCESSFUL = {
@@ -301,6 +316,9 @@ async def gateway(clean_db: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClie
         mtn_momo_api_url=MTN,
         mtn_momo_target_env="mtnuganda",
         provider_http_backend="httpx",  # respx intercepts httpcore
+        africastalking_api_url=AFRICASTALKING,
+        africastalking_username="sandbox",
+        africastalking_api_key="at-api-key",
     )
     providers = build_providers(settings, None, retry_policy=RetryPolicy.zero_wait())
     storefront = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(204)))
@@ -316,6 +334,9 @@ async def gateway(clean_db: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClie
                     name="Contract Shop",
                     callback_url="https://shop.example/hooks",
                 )
+                await update_sms_receipts(
+                    application.state.runtime.sessions, merchant.id, enabled=True
+                )
                 http.headers["Authorization"] = f"Bearer {merchant.api_key}"
                 yield application, http
     finally:
@@ -327,6 +348,7 @@ def mtn() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=MTN) as router:
         router.post("/collection/token/").respond(200, json=TOKEN)
         router.post(REQUEST_TO_PAY).respond(202)
+        router.post(f"{AFRICASTALKING}/version1/messaging").respond(201, json=SMS_ACCEPTED)
         yield router
 
 
@@ -372,6 +394,7 @@ async def test_the_exposition_after_a_payment_a_callback_and_a_sweep_is_the_docu
     )
     assert callback.status_code == 200, callback.text
     assert [result.delivered for result in await sweep_outbox(runtime)] == [True]
+    assert (await send_sms_receipts(runtime)).sent == 1
     report = await reconcile_pending(runtime)
     assert report.claimed == 1
     assert (await http.get("/v1/payments/pay_none")).status_code == 404

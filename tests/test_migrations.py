@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from app.db import create_engine
 from app.migrate import downgrade_async, upgrade_async
@@ -95,5 +95,48 @@ async def test_a_dead_pooled_connection_costs_one_retry_not_a_lost_write(clean_p
 
         assert await retry_once_on_disconnect(write) == 42
         assert attempts == 2  # the first try met the dead connection
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_with_payments_goes_up_and_down_a_revision(empty_db):
+    """SQLite rebuilds a table to alter it in batch mode and refuses to drop one that payments
+    reference: a revision that changes merchants must work on a database that has payments."""
+    engine = create_engine(empty_db)
+    try:
+        await upgrade_async(engine, "0001")
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO merchants (id, name, api_key_hash, api_key_prefix, callback_url,"
+                    " webhook_secret, created_at) VALUES ('mer_1', 'Shop', 'h', 'mgw_', "
+                    "'https://shop.example/e', 'whsec_x', CURRENT_TIMESTAMP)"
+                )
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO payments (id, merchant_id, order_id, provider, status,"
+                    " amount_minor, currency, phone_number, description, metadata,"
+                    " provider_reference, created_at, updated_at, check_count) VALUES ('pay_1',"
+                    " 'mer_1', 'ORD-1', 'mtn_momo', 'successful', 1000, 'UGX', '256772123456',"
+                    " 'Order ORD-1', '{}', 'ref-1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"
+                )
+            )
+
+        async def rows() -> tuple[int, int]:
+            async with engine.connect() as connection:
+                merchants = await connection.scalar(text("SELECT COUNT(*) FROM merchants"))
+                payments = await connection.scalar(text("SELECT COUNT(*) FROM payments"))
+            return int(merchants or 0), int(payments or 0)
+
+        await upgrade_async(engine)
+        assert await rows() == (1, 1)
+        async with engine.connect() as connection:
+            receipts_on = await connection.scalar(text("SELECT sms_receipts FROM merchants"))
+        assert not receipts_on  # existing merchants start with SMS receipts off
+        await downgrade_async(engine, "0001")
+        assert await rows() == (1, 1)
+        await upgrade_async(engine)
+        assert await rows() == (1, 1)
     finally:
         await engine.dispose()

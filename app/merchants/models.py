@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -21,3 +21,9 @@ class Merchant(Base):
     # Needed in clear to sign events (Standard Webhooks is symmetric).
     webhook_secret: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # SMS receipts to payers (app.sms): off unless the merchant asks. A template of None is the
+    # default one. Only payments that succeed after ``sms_receipts_since`` (when they were last
+    # switched on) get one, so switching on never texts about old payments.
+    sms_receipts: Mapped[bool] = mapped_column(default=False, server_default=false())
+    sms_template: Mapped[str | None] = mapped_column(String(160))
+    sms_receipts_since: Mapped[datetime | None]

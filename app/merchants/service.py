@@ -1,4 +1,4 @@
-"""Creating merchants and finding the merchant behind an API key."""
+"""Creating merchants, finding the merchant behind an API key, and their SMS receipt settings."""
 
 from __future__ import annotations
 
@@ -10,14 +10,33 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import new_id
+from app.db import new_id, utcnow
 from app.events.signing import generate_webhook_secret
 from app.merchants.models import Merchant
+from app.sms.template import DEFAULT_TEMPLATE, InvalidSmsTemplate, example, validate_template
+
+__all__ = [
+    "API_KEY_PREFIX",
+    "InvalidCallbackUrl",
+    "InvalidSmsTemplate",
+    "NewMerchantCredentials",
+    "SmsReceiptSettings",
+    "UnknownMerchant",
+    "create_merchant",
+    "hash_api_key",
+    "merchant_for_api_key",
+    "update_sms_receipts",
+    "validate_callback_url",
+]
 
 API_KEY_PREFIX = "mgw_"
 
 
 class InvalidCallbackUrl(ValueError):
+    pass
+
+
+class UnknownMerchant(LookupError):
     pass
 
 
@@ -78,3 +97,40 @@ async def merchant_for_api_key(session: AsyncSession, api_key: str) -> Merchant 
     return await session.scalar(
         select(Merchant).where(Merchant.api_key_hash == hash_api_key(api_key))
     )
+
+
+@dataclass(frozen=True)
+class SmsReceiptSettings:
+    merchant_id: str
+    enabled: bool
+    template: str  # the one in effect: the merchant's own or the default
+    example: str  # the template filled with example values
+
+
+async def update_sms_receipts(
+    sessions: async_sessionmaker[AsyncSession],
+    merchant_id: str,
+    *,
+    enabled: bool | None = None,
+    template: str | None = None,
+) -> SmsReceiptSettings:
+    """Switch a merchant's SMS receipts on or off and/or set its template (None: unchanged).
+    Switching on starts from now: payments that succeeded before get no receipt."""
+    async with sessions.begin() as session:
+        merchant = await session.get(Merchant, merchant_id, with_for_update=True)
+        if merchant is None:
+            raise UnknownMerchant(merchant_id)
+        if template is not None:
+            validate_template(template, merchant.name)
+            merchant.sms_template = None if template == DEFAULT_TEMPLATE else template
+        if enabled is not None:
+            if enabled and not merchant.sms_receipts:
+                merchant.sms_receipts_since = utcnow()
+            merchant.sms_receipts = enabled
+        effective = merchant.sms_template or DEFAULT_TEMPLATE
+        return SmsReceiptSettings(
+            merchant_id=merchant.id,
+            enabled=merchant.sms_receipts,
+            template=effective,
+            example=example(effective, merchant.name),
+        )

@@ -1,4 +1,5 @@
-"""The simulator's FastAPI app: MTN, Airtel and the control routes over one ``Simulator``."""
+"""The simulator's FastAPI app: MTN, Airtel, Africa's Talking and the control routes over one
+``Simulator``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from app.simulator import airtel, control, mtn, mtn_sandbox
+from app.simulator import africastalking, airtel, control, mtn, mtn_sandbox
 from app.simulator.config import SimulatorConfig
 from app.simulator.state import Simulator
 
@@ -19,18 +20,23 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # trust_env=False: a developer's HTTP(S)_PROXY must not swallow callbacks to localhost.
     async with httpx.AsyncClient(trust_env=False, follow_redirects=False) as client:
         simulator.callbacks.attach(client)
+        simulator.delivery_reports.attach(client)
         try:
             yield
         finally:
             await simulator.close()
             simulator.callbacks.attach(None)
+            simulator.delivery_reports.attach(None)
 
 
 def create_simulator_app(config: SimulatorConfig | None = None) -> FastAPI:
     config = config or SimulatorConfig()
     app = FastAPI(
         title="momo-gateway provider simulator",
-        description="MTN MoMo Collection and Airtel Money look-alike for development and tests.",
+        description=(
+            "MTN MoMo Collection, Airtel Money and Africa's Talking SMS look-alike "
+            "for development and tests."
+        ),
         lifespan=_lifespan,
         # The providers document exact paths ("/collection/token/", "/merchant/v1/payments/"):
         # a client that drifts from them should get a 404 here, not a helpful redirect.
@@ -40,5 +46,6 @@ def create_simulator_app(config: SimulatorConfig | None = None) -> FastAPI:
     app.include_router(mtn.router)
     app.include_router(mtn_sandbox.router)
     app.include_router(airtel.router, prefix=config.airtel_path_prefix)
+    app.include_router(africastalking.router)
     app.include_router(control.router)
     return app

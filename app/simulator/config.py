@@ -20,6 +20,7 @@ DEFAULT_MTN_SUBSCRIPTION_KEY = "momo-simulator-mtn-subscription-key"
 DEFAULT_MTN_TARGET_ENVIRONMENT = "sandbox"
 DEFAULT_AIRTEL_CLIENT_ID = "momo-simulator-airtel-client-id"
 DEFAULT_AIRTEL_CLIENT_SECRET = "momo-simulator-airtel-client-secret"  # noqa: S105 - public dev value
+DEFAULT_AFRICASTALKING_API_KEY = "momo-simulator-africastalking-api-key"
 
 
 class Endpoint(StrEnum):
@@ -34,6 +35,7 @@ class Endpoint(StrEnum):
     AIRTEL_TOKEN = "airtel.token"  # noqa: S105 - an endpoint name, not a credential
     AIRTEL_PAYMENT = "airtel.payment"
     AIRTEL_ENQUIRY = "airtel.enquiry"
+    AFRICASTALKING_MESSAGING = "africastalking.messaging"
 
 
 Rate = Annotated[float, Field(ge=0, le=1)]
@@ -103,6 +105,12 @@ class SimulatorConfig(BaseModel):
     # Airtel takes no per-request callback URL: it posts to the one registered in its portal.
     airtel_callback_url: str | None = None
     airtel_callback_secret: str | None = None
+
+    # --- Africa's Talking SMS ------------------------------------------------------------------
+    africastalking_api_key: str = DEFAULT_AFRICASTALKING_API_KEY
+    # Africa's Talking posts delivery reports to the one URL set in its dashboard.
+    sms_delivery_report_url: str | None = None
+    sms_report_delay_seconds: Seconds = 0.5
 
     # --- How payments resolve ----------------------------------------------------------------
     approval_delay_seconds: Seconds = 1.5

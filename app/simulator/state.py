@@ -18,6 +18,7 @@ from app.simulator.background import BackgroundTasks
 from app.simulator.callbacks import CallbackAttempt, CallbackSender
 from app.simulator.config import SimulatorConfig
 from app.simulator.credentials import Credentials
+from app.simulator.delivery_reports import DeliveryReportSender
 from app.simulator.ledger import Ledger, Payment, PaymentKey, PaymentStatus, Settlement
 from app.simulator.scenarios import Resolution
 from app.simulator.stats import Stats
@@ -41,6 +42,7 @@ class Simulator:
         self.stats = Stats()
         self.background = BackgroundTasks()
         self.callbacks = CallbackSender(self.stats)
+        self.delivery_reports = DeliveryReportSender()
         self._release_hangs = asyncio.Event()
 
     # --- configuration -------------------------------------------------------------------------
@@ -126,6 +128,28 @@ class Simulator:
 
     async def send_callback_now(self, payment: Payment) -> CallbackAttempt | None:
         return await self.callbacks.deliver(payment, self._config)
+
+    # --- SMS delivery reports ------------------------------------------------------------------
+
+    def schedule_delivery_report(self, message_id: str, phone_number: str) -> None:
+        """Report the SMS delivered after the configured delay, if a report URL is set."""
+        url = self._config.sms_delivery_report_url
+        if url is None:
+            return
+        self.background.spawn(
+            self._report_after_delay(url, message_id, phone_number),
+            name=f"delivery report {message_id}",
+        )
+
+    async def _report_after_delay(self, url: str, message_id: str, phone_number: str) -> None:
+        if self._config.sms_report_delay_seconds:
+            await asyncio.sleep(self._config.sms_report_delay_seconds)
+        await self.delivery_reports.send(
+            url,
+            message_id=message_id,
+            phone_number=phone_number,
+            timeout_seconds=self._config.callback_timeout_seconds,
+        )
 
     # --- injected hangs ------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from app.events.delivery import DeliveryResult
 from app.idempotency import IdempotencyStore
 from app.payments.reconciler import SweepReport
 from app.runtime import Runtime
+from app.sms.service import SendReport
 
 logger = logging.getLogger(__name__)
 
@@ -52,3 +53,17 @@ async def sweep_outbox(runtime: Runtime) -> list[DeliveryResult]:
 
 async def purge_idempotency_records(runtime: Runtime) -> int:
     return await IdempotencyStore(runtime.sessions).purge_expired()
+
+
+async def send_sms_receipts(runtime: Runtime) -> SendReport:
+    """Queue the receipts new successful payments are owed, then send those that are due.
+    Its errors end here: SMS receipts never hold up payments or event delivery, and the next
+    run picks up whatever this one left."""
+    if not runtime.sms.configured:
+        return SendReport()
+    try:
+        await runtime.sms.queue_new()
+        return await runtime.sms.send_due()
+    except Exception:
+        logger.exception("SMS receipts run failed; the next run tries again")
+        return SendReport()

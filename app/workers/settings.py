@@ -24,24 +24,29 @@ logger = logging.getLogger(__name__)
 
 
 class ArqNotifier:
-    """Enqueue a delivery job for each new event, after its commit."""
+    """Enqueue a delivery job for each new event, after its commit, and (with SMS receipts
+    configured) one SMS run, so that a receipt goes out now rather than at the next sweep."""
 
-    def __init__(self, pool: ArqRedis) -> None:
+    def __init__(self, pool: ArqRedis, *, sms_receipts: bool = False) -> None:
         self._pool = pool
+        self._sms_receipts = sms_receipts
 
     async def events_committed(self, event_ids: Sequence[str]) -> None:
         for event_id in event_ids:
             await self._pool.enqueue_job("deliver_event", event_id)
+        if self._sms_receipts and event_ids:
+            await self._pool.enqueue_job("send_sms_receipts")
 
 
 class QuietEmptySweeps(logging.Filter):
-    """arq logs every job's start and end at INFO; for the outbox sweep, which runs every few
-    seconds and mostly finds nothing, that would be two lines every tick. Its start and an empty
-    result go to DEBUG; a sweep that sent something still shows (and logs its own summary)."""
+    """arq logs every job's start and end at INFO; for the outbox and SMS sweeps, which run
+    every few seconds and mostly find nothing, that would be lines every tick. Their start and
+    an empty result go to DEBUG; a sweep that sent something still shows."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
-        if len(args) < 3 or f"cron:{sweep_outbox.__name__}" not in str(args[1]):
+        quiet = (f"cron:{sweep_outbox.__name__}", f"cron:{send_sms_receipts.__name__}")
+        if len(args) < 3 or not any(name in str(args[1]) for name in quiet):
             return True
         starting = record.msg.startswith("%6.2fs →")
         empty_result = record.msg.startswith("%6.2fs ← ") and str(args[2]) == "0"
@@ -70,6 +75,11 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
     return sum(1 for result in await jobs.sweep_outbox(ctx["runtime"]) if result.sent)
 
 
+async def send_sms_receipts(ctx: dict[str, Any]) -> int:
+    report = await jobs.send_sms_receipts(ctx["runtime"])
+    return report.sent
+
+
 async def deliver_event(ctx: dict[str, Any], event_id: str) -> bool:
     result = await jobs.deliver_event(ctx["runtime"], event_id)
     return result.delivered
@@ -93,7 +103,9 @@ async def startup(ctx: dict[str, Any]) -> None:
                 "worker metrics port %d unavailable (%s)", settings.worker_metrics_port, exc
             )
     runtime = await build_runtime(settings, providers=ctx.get("providers"))
-    runtime.notifier.target = ArqNotifier(ctx["redis"])
+    runtime.notifier.target = ArqNotifier(
+        ctx["redis"], sms_receipts=runtime.settings.sms_configured
+    )
     ctx["runtime"] = runtime
 
 
@@ -124,6 +136,8 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
             **every(settings.reconcile_interval_seconds),
         ),
         cron(sweep_outbox, unique=False, run_at_startup=True, **every(jobs.OUTBOX_SWEEP_SECONDS)),
+        # On the sweep's cadence: new receipts are also nudged right after their event's commit.
+        cron(send_sms_receipts, unique=False, **every(jobs.OUTBOX_SWEEP_SECONDS)),
         cron(purge_idempotency_records, minute={17}, second={0}),
     ]
 
@@ -134,7 +148,7 @@ def worker_settings(settings: Settings | None = None) -> dict[str, Any]:
     if not settings.redis_url:
         raise RuntimeError("the worker needs REDIS_URL (without it, `serve` runs jobs itself)")
     return {
-        "functions": [deliver_event, reconcile_pending, sweep_outbox],
+        "functions": [deliver_event, reconcile_pending, sweep_outbox, send_sms_receipts],
         "cron_jobs": cron_jobs(settings),
         "on_startup": startup,
         "on_shutdown": shutdown,
