@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from app.config import Settings
-from app.dev import DevPorts, dev_settings
+from app.dev import DevPorts, dev_settings, run_dev
 from app.main import create_app
 from app.merchants.service import NewMerchantCredentials, create_merchant
 from app.providers.airtel_money import AirtelMoneySettings
@@ -110,3 +110,18 @@ async def running_stack(
             headers = {"Authorization": f"Bearer {merchant.api_key}"}
             async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=30) as http:
                 yield Stack(http, sim_client, merchant, settings, runtime)
+
+
+@asynccontextmanager
+async def dev_running(callback_url: str | None = None) -> AsyncIterator[dict[str, str]]:
+    """`momo-gateway dev` on free ports in this event loop; yields what it printed (the API
+    URL, the demo key and merchant id) and stops it on exit."""
+    ports = DevPorts(api=free_port(), simulator=free_port(), storefront=free_port())
+    stop = asyncio.Event()
+    ready: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+    dev = asyncio.create_task(run_dev(ports, callback_url=callback_url, stop=stop, ready=ready))
+    try:
+        yield await asyncio.wait_for(ready, timeout=30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(dev, timeout=30)

@@ -3,28 +3,11 @@ same API key works after a restart and still sees the payments made before it.""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 
-from app.dev import DevPorts, run_dev
-from tests.e2e.stack import free_port
-
-
-@asynccontextmanager
-async def dev_running(callback_url: str | None = None) -> AsyncIterator[dict[str, str]]:
-    ports = DevPorts(api=free_port(), simulator=free_port(), storefront=free_port())
-    stop = asyncio.Event()
-    ready: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
-    dev = asyncio.create_task(run_dev(ports, callback_url=callback_url, stop=stop, ready=ready))
-    try:
-        yield await asyncio.wait_for(ready, timeout=30)
-    finally:
-        stop.set()
-        await asyncio.wait_for(dev, timeout=30)
+from tests.e2e.stack import dev_running
 
 
 async def test_a_restart_keeps_the_demo_merchant_its_key_and_its_payments(tmp_path, monkeypatch):

@@ -4,14 +4,12 @@ simulator's delivery report marks it delivered."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import httpx
 
-from app.dev import DevPorts, run_dev
-from tests.e2e.stack import eventually, free_port
+from tests.e2e.stack import dev_running, eventually
 
 MASKED_PAYER = "2567*****456"
 
@@ -21,12 +19,7 @@ async def test_dev_sends_the_sms_receipt_and_records_its_delivery(tmp_path, monk
     for name in ("DATABASE_URL", "REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
     caplog.set_level(logging.INFO, logger="app.sms")
-    ports = DevPorts(api=free_port(), simulator=free_port(), storefront=free_port())
-    stop = asyncio.Event()
-    ready: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
-    dev = asyncio.create_task(run_dev(ports, stop=stop, ready=ready))
-    try:
-        started = await asyncio.wait_for(ready, timeout=30)
+    async with dev_running() as started:
         headers = {"Authorization": f"Bearer {started['api_key']}"}
         async with httpx.AsyncClient(base_url=started["api_url"], headers=headers) as http:
             created = await http.post(
@@ -74,6 +67,3 @@ async def test_dev_sends_the_sms_receipt_and_records_its_delivery(tmp_path, monk
         assert receipt["status_code"] == 101
         # Never the whole number, anywhere in the log.
         assert not any("256772123456" in r.getMessage() for r in caplog.records)
-    finally:
-        stop.set()
-        await asyncio.wait_for(dev, timeout=30)
