@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+
+from app.errors import AppError
 
 
 class Listed(Protocol):
@@ -17,6 +19,19 @@ class Listed(Protocol):
 
 
 Row = TypeVar("Row", bound=Listed)
+
+
+async def cursor_row(
+    starting_after: str | None, find: Callable[[str], Awaitable[Row | None]]
+) -> Row | None:
+    """The row a ``starting_after`` cursor names (``find`` looks among the caller's own rows),
+    or None for the first page. A cursor that names nothing is the client's mistake: 400."""
+    if starting_after is None:
+        return None
+    row = await find(starting_after)
+    if row is None:
+        raise AppError(400, "invalid_cursor", f"starting_after {starting_after!r} is unknown")
+    return row
 
 
 async def newest_first_page(

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
-from app.errors import AppError, NotFound
+from app.errors import NotFound
 from app.events import repository
 from app.events.models import DeliveryAttempt, OutboxEvent
 from app.identifiers import is_identifier
+from app.pagination import cursor_row
 from app.payments.service import EventNotifier
 
 
@@ -49,13 +50,10 @@ class EventService:
     ) -> tuple[Sequence[EventWithAttempts], bool]:
         """Newest first; ``starting_after`` is the last event id of the previous page."""
         async with self._sessions() as session:
-            after = None
-            if starting_after is not None:
-                after = await repository.get_for_merchant(session, merchant_id, starting_after)
-                if after is None:
-                    raise AppError(
-                        400, "invalid_cursor", f"starting_after {starting_after!r} is unknown"
-                    )
+            after = await cursor_row(
+                starting_after,
+                lambda cursor: repository.get_for_merchant(session, merchant_id, cursor),
+            )
             events, has_more = await repository.list_page(
                 session,
                 merchant_id,

@@ -22,6 +22,7 @@ from app.errors import AppError, NotFound
 from app.events.outbox import insert_event
 from app.log_config import payment_log_context
 from app.metrics import PAYMENT_TRANSITIONS
+from app.pagination import cursor_row
 from app.payments import repository
 from app.payments.creation import CreationHooks, PaymentCreation
 from app.payments.decision import Change, Deadlines, decide
@@ -91,13 +92,10 @@ class PaymentService:
         starting_after: str | None = None,
     ) -> tuple[Sequence[Payment], bool]:
         async with self._sessions() as session:
-            after = None
-            if starting_after is not None:
-                after = await repository.get_for_merchant(session, merchant_id, starting_after)
-                if after is None:
-                    raise AppError(
-                        400, "invalid_cursor", f"starting_after {starting_after!r} is unknown"
-                    )
+            after = await cursor_row(
+                starting_after,
+                lambda cursor: repository.get_for_merchant(session, merchant_id, cursor),
+            )
             return await repository.list_page(
                 session, merchant_id, limit=limit, order_id=order_id, status=status, after=after
             )
