@@ -81,6 +81,82 @@ class StatusResult:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class RefundRequest:
+    """One refund, fully decided before the provider is called.
+
+    ``reference`` is the refund's own provider reference for life (MTN ``X-Reference-Id``): it is
+    persisted before the call and re-sent unchanged on every retry, never replaced by a new one.
+    """
+
+    reference: str
+    payment_reference: str  # the refunded payment's provider reference (MTN referenceIdToRefund)
+    # The provider's id of the refunded payment's transaction (Airtel ``airtel_money_id``).
+    payment_transaction_id: str | None
+    amount_minor: int
+    currency: str
+    order_id: str  # the storefront's order, for the provider's external id
+    note: str  # why: the adapter makes it fit the provider's message fields
+    callback_url: str | None = None  # MTN only: the per-refund X-Callback-Url
+
+
+class RefundOutcome(StrEnum):
+    ACCEPTED = "accepted"  # the provider took the refund; the result comes later
+    SUCCEEDED = "succeeded"  # the provider's reply itself says the money went back (Airtel)
+    REFUSED = "refused"  # a definitive "no": the refund fails now, no money moved
+    UNKNOWN = "unknown"  # no usable answer: stays pending, never sent under another reference
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundResult:
+    outcome: RefundOutcome
+    provider_transaction_id: str | None = None
+    failure_code: FailureCode | None = None
+    failure_message: str | None = None
+
+    @classmethod
+    def accepted(cls) -> RefundResult:
+        return cls(outcome=RefundOutcome.ACCEPTED)
+
+    @classmethod
+    def succeeded(cls, provider_transaction_id: str | None) -> RefundResult:
+        return cls(outcome=RefundOutcome.SUCCEEDED, provider_transaction_id=provider_transaction_id)
+
+    @classmethod
+    def refused(cls, code: FailureCode, message: str) -> RefundResult:
+        return cls(outcome=RefundOutcome.REFUSED, failure_code=code, failure_message=message[:255])
+
+    @classmethod
+    def unknown(cls, message: str) -> RefundResult:
+        return cls(outcome=RefundOutcome.UNKNOWN, failure_message=message[:255])
+
+
+class RefundProvider(Protocol):
+    """A provider's refund operation, as the refund service uses it.
+
+    Like ``PaymentProvider``: transient failures are retried inside (same reference every time),
+    a provider's business answer is a ``RefundResult``, never an exception.
+    """
+
+    name: Provider
+
+    async def request_refund(self, request: RefundRequest) -> RefundResult:
+        """Ask the provider to give money back. Safe to call again with the same reference."""
+        ...
+
+    async def get_refund_status(self, reference: str) -> StatusResult:
+        """Read a refund's status by its reference (``amount_minor``/``currency`` as reported).
+
+        Raises ``ProviderUnavailable`` when the provider cannot be asked, or has no way to be
+        asked (``RefundSupport.status_readable`` is False).
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release pooled connections."""
+        ...
+
+
 class PaymentProvider(Protocol):
     """A mobile-money provider, as the payment service uses it.
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from app.config import ProviderSettings, Settings
-from app.providers.base import PaymentProvider
+from app.providers.base import PaymentProvider, RefundProvider
 from app.vocabulary import CallbackHint, CallbackRejection, Provider
 
 if TYPE_CHECKING:
@@ -33,6 +33,15 @@ class AdapterFactory(Protocol):
     def __call__(
         self, settings: Settings, *, token_cache: TokenCache, retry_policy: RetryPolicy | None
     ) -> PaymentProvider: ...
+
+
+class RefundAdapterFactory(Protocol):
+    """Builds a provider's refund adapter; raises ``ProviderNotConfigured`` when the credentials
+    refunds need are not set."""
+
+    def __call__(
+        self, settings: Settings, *, token_cache: TokenCache, retry_policy: RetryPolicy | None
+    ) -> RefundProvider: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +64,29 @@ def _no_test_numbers(_settings: Any) -> re.Pattern[str] | None:
 
 def _no_per_payment_url(_settings: Any, _secret: bytes, _reference: str) -> str | None:
     return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundSupport(Generic[S]):
+    """How a provider gives money back: what its refunds allow and where their callbacks come.
+
+    A refund is the provider's second operation: its adapter (``build``) is separate from the
+    collection one because it may need its own credentials (MTN's Disbursement product).
+    """
+
+    build: RefundAdapterFactory
+    # Whether the credentials refunds need are set; without them refunds are refused cleanly.
+    configured: Callable[[S], bool]
+    # Partial amounts and several refunds of one payment (MTN yes; Airtel: the full amount, once).
+    partial: bool
+    # A pending refund's status can be read again later (MTN's GET); without it a refund whose
+    # answer was lost waits for a person (needs_review) rather than being sent again.
+    status_readable: bool
+    # The refund names the payment by the provider's transaction id (Airtel's airtel_money_id).
+    needs_transaction_id: bool = False
+    # Per-refund callback routes ({reference}/{token}), and the URL sent with each refund.
+    callback_routes: tuple[CallbackRoute, ...] = ()
+    refund_callback_url: Callable[[S, bytes, str], str | None] = _no_per_payment_url
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +115,9 @@ class ProviderSpec(Generic[S]):
     callback_may_name_only_the_order: bool = False
     callback_schema: Schema = field(default_factory=dict)  # OpenAPI, titled
     callback_examples: Schema = field(default_factory=dict)
+
+    # --- refunds: None when the provider cannot give money back through the gateway ------------
+    refunds: RefundSupport[S] | None = None
 
     def settings_from(self, settings: Settings) -> S:
         return settings.provider_settings(self.settings)
