@@ -15,6 +15,7 @@ from app.config import Settings
 from app.log_config import configure_logging
 from app.ports import Listener, PortUnavailable, check_listeners, explain_unavailable
 from app.providers.mtn_momo.sandbox_user import add_sandbox_user_command
+from app.refunds.cli import add_refunds_command
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -339,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     update.set_defaults(func=functools.partial(_merchants_update, update), uses_database=True)
 
+    add_refunds_command(commands)
     add_sandbox_user_command(commands)
     return parser
 

@@ -42,6 +42,9 @@ from app.simulator.config import (
     DEFAULT_AIRTEL_CLIENT_SECRET,
     DEFAULT_MTN_API_KEY,
     DEFAULT_MTN_API_USER,
+    DEFAULT_MTN_DISBURSEMENT_API_KEY,
+    DEFAULT_MTN_DISBURSEMENT_API_USER,
+    DEFAULT_MTN_DISBURSEMENT_SUBSCRIPTION_KEY,
     DEFAULT_MTN_SUBSCRIPTION_KEY,
     SimulatorConfig,
 )
@@ -85,6 +88,10 @@ def dev_settings(ports: DevPorts, *, host: str = "127.0.0.1", **overrides: objec
         "mtn_momo_api_user": DEFAULT_MTN_API_USER,
         "mtn_momo_api_key": DEFAULT_MTN_API_KEY,
         "mtn_momo_subscription_key": DEFAULT_MTN_SUBSCRIPTION_KEY,
+        # Refunds go through the simulator's Disbursement product, with its own credentials.
+        "mtn_momo_disbursement_api_user": DEFAULT_MTN_DISBURSEMENT_API_USER,
+        "mtn_momo_disbursement_api_key": DEFAULT_MTN_DISBURSEMENT_API_KEY,
+        "mtn_momo_disbursement_subscription_key": DEFAULT_MTN_DISBURSEMENT_SUBSCRIPTION_KEY,
         "mtn_momo_target_env": "sandbox",
         "mtn_momo_currency": "UGX",
         "mtn_momo_callback_url": f"{api}/api/webhooks/mtn-momo/",
@@ -213,6 +220,10 @@ Try it:
   curl -s {api_url}/v1/payments -H "Authorization: Bearer $API_KEY" \\
     -H "Content-Type: application/json" -H "Idempotency-Key: demo-$RANDOM" \\
     -d '{{"order_id": "ORD-'$RANDOM'", "amount": "50000", "phone_number": "0772 123 456"}}'
+
+Then refund half of it (pay_... is the "id" printed above):
+  curl -s {api_url}/v1/refunds -H "Authorization: Bearer $API_KEY" \
+    -H "Content-Type: application/json" -d '{{"payment_id": "pay_...", "amount": "25000"}}'
 """
 
 

@@ -1,13 +1,15 @@
-"""Running a payment creation under an ``Idempotency-Key``: claim, run, store, replay.
+"""Running a creation (a payment, a refund) under an ``Idempotency-Key``: claim, run, store,
+replay.
 
-The claim commits with the payment's write-ahead row and the response with its outcome (see
-``IdempotentCreation``), so a keyed request costs no transaction of its own.
+The claim commits with the created object's write-ahead row and the response with its outcome
+(see ``IdempotentCreation``), so a keyed request costs no transaction of its own.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from fastapi import Response
 from fastapi.responses import JSONResponse
@@ -16,7 +18,6 @@ from app.db import BoundWrite
 from app.errors import PROBLEM_JSON, AppError, problem_for
 from app.idempotency import ClaimState, IdempotencyStore
 from app.payments.creation import HookConflict
-from app.payments.models import Payment
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +28,9 @@ IDEMPOTENCY_KEY_DESCRIPTION = (
     "another body it is refused (422); while the first request runs, 409. Kept 24 hours."
 )
 
-Render = Callable[[Payment], JSONResponse]
-Create = Callable[["IdempotentCreation | None"], Awaitable[Payment]]
+Created = TypeVar("Created")
+Render = Callable[[Created], JSONResponse]
+Create = Callable[["IdempotentCreation[Created] | None"], Awaitable[Created]]
 
 
 def check_key(key: str) -> str:
@@ -41,8 +43,9 @@ def check_key(key: str) -> str:
     return key
 
 
-class IdempotentCreation:
-    """The payment service's creation hooks for one keyed request."""
+class IdempotentCreation(Generic[Created]):
+    """A service's creation hooks (``app.payments.creation.CreationHooks``) for one keyed
+    request."""
 
     def __init__(
         self,
@@ -51,7 +54,7 @@ class IdempotentCreation:
         merchant_id: str,
         key: str,
         fingerprint: str,
-        render: Render,
+        render: Render[Created],
     ) -> None:
         self._store = store
         self._merchant_id = merchant_id
@@ -75,8 +78,8 @@ class IdempotentCreation:
         await self._store.release(self._merchant_id, self._key)
         self.holds_claim = False
 
-    def last_write(self, payment: Payment) -> BoundWrite:
-        self._answer = self._render(payment)
+    def last_write(self, created: Created) -> BoundWrite:
+        self._answer = self._render(created)
         return self._store.store_response(
             self._merchant_id,
             self._key,
@@ -95,8 +98,8 @@ async def create_idempotently(
     merchant_id: str,
     key: str | None,
     fingerprint: str,
-    create: Create,
-    render: Render,
+    create: Create[Created],
+    render: Render[Created],
 ) -> Response:
     if key is None:
         return await _answer(lambda: _created(create, None, render))
@@ -134,11 +137,11 @@ async def create_idempotently(
 
 
 async def _created(
-    create: Create, creation: IdempotentCreation | None, render: Render
+    create: Create[Created], creation: IdempotentCreation[Created] | None, render: Render[Created]
 ) -> JSONResponse:
     """Create, and answer with exactly the bytes stored for the key (if there is one)."""
     try:
-        payment = await create(creation)
+        created = await create(creation)
     except BaseException:
         if creation is not None and creation.holds_claim:
             # Our claim committed but no response will be stored: free the key for a retry.
@@ -146,7 +149,7 @@ async def _created(
         raise
     if creation is not None and creation.response is not None:
         return creation.response
-    return render(payment)
+    return render(created)
 
 
 async def _answer(run: Callable[[], Awaitable[JSONResponse]]) -> JSONResponse:

@@ -39,6 +39,7 @@ def payment_log_context(payment_id: str, provider: str) -> Iterator[None]:
 CONTEXT_FIELDS = (
     "request_id",
     "payment_id",
+    "refund_id",
     "provider",
     "event_id",
     "merchant_id",

@@ -19,7 +19,8 @@ from app.health import router as operations_router
 from app.openapi import customise_openapi
 from app.payments.router import router as payments_router
 from app.providers import registry
-from app.providers.base import PaymentProvider
+from app.providers.base import PaymentProvider, RefundProvider
+from app.refunds.router import router as refunds_router
 from app.request_id import RequestId
 from app.runtime import build_runtime
 from app.sms.router import router as sms_router
@@ -40,6 +41,7 @@ def create_app(
     settings: Settings | None = None,
     *,
     providers: Mapping[Provider, PaymentProvider] | None = None,
+    refund_providers: Mapping[Provider, RefundProvider] | None = None,
     background_jobs: bool = True,
     delivery_client: httpx.AsyncClient | None = None,
 ) -> FastAPI:
@@ -51,7 +53,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await build_runtime(
-            settings, providers=providers, delivery_client=delivery_client
+            settings,
+            providers=providers,
+            refund_providers=refund_providers,
+            delivery_client=delivery_client,
         )
         app.state.runtime = runtime
         async with AsyncExitStack() as stack:
@@ -82,6 +87,7 @@ def create_app(
     app.add_middleware(BodySizeLimit)
     app.add_middleware(RequestId)
     app.include_router(payments_router)
+    app.include_router(refunds_router)
     app.include_router(sms_router)
     app.include_router(events_router)
     app.include_router(build_callback_router(registry.registered()))

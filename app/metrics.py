@@ -26,6 +26,12 @@ PAYMENT_TRANSITIONS = Counter(
     "Payment status transitions",
     ["provider", "from_status", "to_status", "actor"],
 )
+REFUNDS_CREATED = Counter("momo_refunds_created_total", "Refunds created", ["provider"])
+REFUND_TRANSITIONS = Counter(
+    "momo_refund_transitions_total",
+    "Refund status transitions",
+    ["provider", "from_status", "to_status", "actor"],
+)
 PROVIDER_REQUESTS = Histogram(
     "momo_provider_request_duration_seconds",
     "Calls to a provider, retries included",

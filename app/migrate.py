@@ -57,5 +57,10 @@ async def _run_on(
         config.attributes["connection"] = connection
         alembic_command(config, revision)
 
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
+    async with engine.connect() as connection:
+        async with connection.begin():
+            await connection.run_sync(run)
+        if connection.dialect.name == "sqlite":
+            # The migration turned foreign keys off on this pooled connection (migrations/env.py).
+            await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            await connection.commit()

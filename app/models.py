@@ -5,6 +5,7 @@ from app.events.models import DeliveryAttempt, OutboxEvent
 from app.idempotency import IdempotencyRecord
 from app.merchants.models import Merchant
 from app.payments.models import Payment, PaymentTransition
+from app.refunds.models import Refund, RefundTransition
 from app.server_secrets import ServerSecret
 from app.sms.models import SmsReceipt
 from app.webhooks.models import ProviderCallback
@@ -18,6 +19,8 @@ __all__ = [
     "Payment",
     "PaymentTransition",
     "ProviderCallback",
+    "Refund",
+    "RefundTransition",
     "ServerSecret",
     "SmsReceipt",
 ]

@@ -23,7 +23,9 @@ from app.payments.reconciler import Reconciler
 from app.payments.service import EventNotifier, PaymentService
 from app.payments.validation import PaymentRules
 from app.providers import registry
-from app.providers.base import PaymentProvider
+from app.providers.base import PaymentProvider, RefundProvider
+from app.refunds.reconciler import RefundReconciler
+from app.refunds.service import RefundService
 from app.server_secrets import get_or_create_secret
 from app.sms.africastalking import DELIVERY_REPORT_PATH
 from app.sms.service import SmsReceipts
@@ -61,13 +63,16 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis | None
     providers: Mapping[Provider, PaymentProvider]
+    refund_providers: Mapping[Provider, RefundProvider]
     callback_secret: bytes
     payments: PaymentService
+    refunds: RefundService
     idempotency: IdempotencyStore
     callbacks: CallbackService
     delivery: EventDelivery
     events: EventService
     reconciler: Reconciler
+    refund_reconciler: RefundReconciler
     notifier: NotifierSlot
     delivery_client: httpx.AsyncClient
     merchant_keys: ApiKeyCache
@@ -80,8 +85,8 @@ class Runtime:
         await self.sms.aclose()
         await self.delivery_client.aclose()
         if self.owns_providers:
-            for provider in self.providers.values():
-                await provider.aclose()
+            await registry.close_providers(self.providers)
+            await registry.close_providers(self.refund_providers)
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
@@ -91,17 +96,21 @@ async def build_runtime(
     settings: Settings,
     *,
     providers: Mapping[Provider, PaymentProvider] | None = None,
+    refund_providers: Mapping[Provider, RefundProvider] | None = None,
     delivery_client: httpx.AsyncClient | None = None,
 ) -> Runtime:
+    """Everything one process shares. Given ``providers`` (tests, benchmarks), refunds go only
+    through the ``refund_providers`` given with them, never through adapters built here."""
     registry.check_settings(settings)
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     sessions = create_sessionmaker(engine)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     owns_providers = providers is None
     if providers is None:
-        from app.providers.registry import build_providers
-
-        providers = build_providers(settings, redis)
+        token_cache = registry.token_cache_for(redis)
+        providers = registry.build_providers(settings, redis, token_cache=token_cache)
+        refund_providers = registry.build_refund_providers(settings, redis, token_cache=token_cache)
+    refund_providers = refund_providers or {}
     if settings.callback_token_secret is not None:
         secret = settings.callback_token_secret.get_secret_value()
     else:
@@ -116,10 +125,20 @@ async def build_runtime(
         callback_secret=callback_secret,
         notifier=notifier,
     )
+    refunds = RefundService(
+        engine=engine,
+        sessions=sessions,
+        settings=settings,
+        providers=providers,
+        refund_providers=refund_providers,
+        callback_secret=callback_secret,
+        notifier=notifier,
+    )
     client = delivery_client or build_delivery_client()
     for provider in registry.names():
         state = "configured" if provider in providers else "not configured"
-        logger.info("provider %s %s", provider.value, state)
+        refund_state = "refunds configured" if provider in refund_providers else "no refunds"
+        logger.info("provider %s %s, %s", provider.value, state, refund_state)
     for spec in registry.registered():
         block = spec.settings_from(settings)
         if block.callback_url and not any(route.per_payment for route in spec.callback_routes):
@@ -130,29 +149,36 @@ async def build_runtime(
         settings=settings,
         callback_token=await _africastalking_callback_token(settings, sessions),
     )
+    reconciler = Reconciler(
+        sessions=sessions,
+        settings=settings,
+        payments=payments,
+        rates=dict.fromkeys(registry.names(), settings.reconcile_rate_per_second),
+    )
     return Runtime(
         settings=settings,
         engine=engine,
         sessions=sessions,
         redis=redis,
         providers=providers,
+        refund_providers=refund_providers,
         callback_secret=callback_secret,
         payments=payments,
+        refunds=refunds,
         idempotency=IdempotencyStore(sessions),
         callbacks=CallbackService(
             engine=engine,
             sessions=sessions,
             settings=settings,
             payments=payments,
+            refunds=refunds,
             callback_secret=callback_secret,
         ),
         delivery=EventDelivery(sessions=sessions, settings=settings, client=client),
         events=EventService(sessions=sessions, notifier=notifier),
-        reconciler=Reconciler(
-            sessions=sessions,
-            settings=settings,
-            payments=payments,
-            rates=dict.fromkeys(registry.names(), settings.reconcile_rate_per_second),
+        reconciler=reconciler,
+        refund_reconciler=RefundReconciler(
+            sessions=sessions, settings=settings, refunds=refunds, limiters=reconciler.limiters
         ),
         notifier=notifier,
         delivery_client=client,

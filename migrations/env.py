@@ -35,6 +35,14 @@ def run_migrations_offline() -> None:
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # SQLite alters a table by copying it (batch mode), and dropping the old copy of a table
+        # other tables reference fails while foreign keys are enforced: SQLite's own procedure
+        # turns them off for the change and checks them once at the end. The pragma only takes
+        # effect before the transaction's first write, which is why it comes first.
+        # ``app.migrate`` turns them back on once the migration has committed.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -43,12 +51,19 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"migration left broken foreign keys: {broken[:5]}")
 
 
 async def run_migrations_online() -> None:
     engine = create_engine(_database_url())
     async with engine.connect() as async_connection:
         await async_connection.run_sync(_run)
+        # On SQLite the pragma in _run began the connection's transaction, so Alembic left the
+        # commit to us (elsewhere it has committed already and this does nothing).
+        await async_connection.commit()
     await engine.dispose()
 
 

@@ -34,7 +34,7 @@ from app.merchants.service import create_merchant, update_sms_receipts
 from app.payments.domain import Actor, PaymentStatus
 from app.providers import registry
 from app.providers.http import RetryPolicy
-from app.providers.registry import build_providers, close_providers
+from app.providers.registry import build_providers, build_refund_providers, close_providers
 from app.request_id import UNMATCHED, RequestId
 from app.webhooks.service import CallbackOutcome
 from app.workers.jobs import reconcile_pending, send_sms_receipts, sweep_outbox
@@ -200,6 +200,7 @@ KNOWN_ARGUMENTS: dict[str, frozenset[str]] = {
     "change.actor.value": _values(Actor),
     "provider.value": PROVIDERS,
     "payment.provider": PROVIDERS,
+    "refund.provider": PROVIDERS,
     "callback.provider.value": PROVIDERS,
 }
 
@@ -315,15 +316,23 @@ async def gateway(clean_db: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClie
         clean_db,
         mtn_momo_api_url=MTN,
         mtn_momo_target_env="mtnuganda",
+        mtn_momo_disbursement_api_user="3f2b6c1e-8a4d-4b1e-9d6f-0c7a5e2b1d91",
+        mtn_momo_disbursement_api_key="mtn-disbursement-key",
+        mtn_momo_disbursement_subscription_key="mtn-disbursement-subscription-key",
         provider_http_backend="httpx",  # respx intercepts httpcore
         africastalking_api_url=AFRICASTALKING,
         africastalking_username="sandbox",
         africastalking_api_key="at-api-key",
     )
     providers = build_providers(settings, None, retry_policy=RetryPolicy.zero_wait())
+    refund_providers = build_refund_providers(settings, None, retry_policy=RetryPolicy.zero_wait())
     storefront = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(204)))
     application = create_app(
-        settings, providers=providers, background_jobs=False, delivery_client=storefront
+        settings,
+        providers=providers,
+        refund_providers=refund_providers,
+        background_jobs=False,
+        delivery_client=storefront,
     )
     try:
         async with LifespanManager(application):
@@ -341,13 +350,16 @@ async def gateway(clean_db: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClie
                 yield application, http
     finally:
         await close_providers(providers)
+        await close_providers(refund_providers)
 
 
 @pytest.fixture
 def mtn() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=MTN) as router:
         router.post("/collection/token/").respond(200, json=TOKEN)
+        router.post("/disbursement/token/").respond(200, json=TOKEN)
         router.post(REQUEST_TO_PAY).respond(202)
+        router.post("/disbursement/v2_0/refund").respond(202)
         router.post(f"{AFRICASTALKING}/version1/messaging").respond(201, json=SMS_ACCEPTED)
         yield router
 
@@ -395,6 +407,12 @@ async def test_the_exposition_after_a_payment_a_callback_and_a_sweep_is_the_docu
     assert callback.status_code == 200, callback.text
     assert [result.delivered for result in await sweep_outbox(runtime)] == [True]
     assert (await send_sms_receipts(runtime)).sent == 1
+    refund = await http.post("/v1/refunds", json={"payment_id": settled.json()["id"]})
+    assert refund.status_code == 201, refund.text
+    refund_reference = refund.json()["provider_reference"]
+    mtn.get(f"/disbursement/v1_0/refund/{refund_reference}").respond(
+        200, json={**SUCCESSFUL, "externalId": "CONTRACT-1"}
+    )
     report = await reconcile_pending(runtime)
     assert report.claimed == 1
     assert (await http.get("/v1/payments/pay_none")).status_code == 404

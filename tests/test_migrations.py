@@ -122,21 +122,48 @@ async def test_a_database_with_payments_goes_up_and_down_a_revision(empty_db):
                     " 'Order ORD-1', '{}', 'ref-1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"
                 )
             )
+            # Events are referenced by their delivery attempts: a revision that rebuilds events
+            # (0003) must keep both.
+            await connection.execute(
+                text(
+                    "INSERT INTO events (id, merchant_id, payment_id, type, payload,"
+                    " delivery_status, attempt_count, created_at) VALUES ('evt_1', 'mer_1',"
+                    " 'pay_1', 'payment.succeeded', '{}', 'delivered', 1, CURRENT_TIMESTAMP)"
+                )
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO event_delivery_attempts (event_id, attempted_at, status_code,"
+                    " latency_ms) VALUES ('evt_1', CURRENT_TIMESTAMP, 200, 5)"
+                )
+            )
 
-        async def rows() -> tuple[int, int]:
+        async def rows() -> tuple[int, int, int, int]:
             async with engine.connect() as connection:
-                merchants = await connection.scalar(text("SELECT COUNT(*) FROM merchants"))
-                payments = await connection.scalar(text("SELECT COUNT(*) FROM payments"))
-            return int(merchants or 0), int(payments or 0)
+                counts = [
+                    await connection.scalar(text(f"SELECT COUNT(*) FROM {table}"))  # noqa: S608
+                    for table in ("merchants", "payments", "events", "event_delivery_attempts")
+                ]
+            merchants, payments, events, attempts = (int(count or 0) for count in counts)
+            return merchants, payments, events, attempts
 
         await upgrade_async(engine)
-        assert await rows() == (1, 1)
+        assert await rows() == (1, 1, 1, 1)
         async with engine.connect() as connection:
             receipts_on = await connection.scalar(text("SELECT sms_receipts FROM merchants"))
+            refunded = await connection.scalar(text("SELECT amount_refunded_minor FROM payments"))
         assert not receipts_on  # existing merchants start with SMS receipts off
+        assert refunded == 0  # existing payments have refunded nothing
         await downgrade_async(engine, "0001")
-        assert await rows() == (1, 1)
+        assert await rows() == (1, 1, 1, 1)
         await upgrade_async(engine)
-        assert await rows() == (1, 1)
+        assert await rows() == (1, 1, 1, 1)
+        if engine.dialect.name == "sqlite":
+            # Migrations turn SQLite's foreign keys off while they copy tables; the pooled
+            # connections must enforce them again afterwards.
+            for _ in range(3):
+                async with engine.connect() as connection:
+                    enforced = await connection.scalar(text("PRAGMA foreign_keys"))
+                assert enforced == 1
     finally:
         await engine.dispose()

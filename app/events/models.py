@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import AutoId, Base, utcnow
@@ -13,11 +13,30 @@ class OutboxEvent(Base):
     """An event for the storefront, inserted in the same transaction as the state change."""
 
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("payment_id", "type", name="uq_events_payment_type"),)
+    __table_args__ = (
+        # One event per final status: of a payment (refund_id empty), and of each of its refunds.
+        Index(
+            "uq_events_payment_type",
+            "payment_id",
+            "type",
+            unique=True,
+            postgresql_where=text("refund_id IS NULL"),
+            sqlite_where=text("refund_id IS NULL"),
+        ),
+        Index(
+            "uq_events_refund_type",
+            "refund_id",
+            "type",
+            unique=True,
+            postgresql_where=text("refund_id IS NOT NULL"),
+            sqlite_where=text("refund_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
     payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), index=True)
+    refund_id: Mapped[str | None] = mapped_column(ForeignKey("refunds.id"))
     type: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]]
     delivery_status: Mapped[str] = mapped_column(String(20), default="pending", index=True)

@@ -7,6 +7,7 @@ commit or vanish together; delivery (``app.events.delivery``) picks it up after 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,19 +28,63 @@ async def insert_event(
 ) -> str:
     """Insert the event announcing ``payment`` as it now is, on ``connection``'s transaction,
     due for delivery at once. Returns the event's id."""
+    return await _insert(
+        connection,
+        merchant_id=payment.merchant_id,
+        payment_id=payment.id,
+        refund_id=None,
+        event_type=event_type,
+        data=payment_json(payment),
+        at=at,
+    )
+
+
+async def insert_refund_event(
+    connection: AsyncConnection,
+    *,
+    merchant_id: str,
+    payment_id: str,
+    refund_id: str,
+    event_type: EventType,
+    data: dict[str, Any],
+    at: datetime,
+) -> str:
+    """Insert the event announcing a refund (``data``: the refund object as it now is)."""
+    return await _insert(
+        connection,
+        merchant_id=merchant_id,
+        payment_id=payment_id,
+        refund_id=refund_id,
+        event_type=event_type,
+        data=data,
+        at=at,
+    )
+
+
+async def _insert(
+    connection: AsyncConnection,
+    *,
+    merchant_id: str,
+    payment_id: str,
+    refund_id: str | None,
+    event_type: EventType,
+    data: dict[str, Any],
+    at: datetime,
+) -> str:
     event_id = new_id("evt")
     await connection.execute(
         _INSERT_EVENT,
         {
             "id": event_id,
-            "merchant_id": payment.merchant_id,
-            "payment_id": payment.id,
+            "merchant_id": merchant_id,
+            "payment_id": payment_id,
+            "refund_id": refund_id,
             "type": event_type.value,
             "payload": {
                 "id": event_id,
                 "type": event_type.value,
                 "created_at": at.isoformat().replace("+00:00", "Z"),
-                "data": payment_json(payment),
+                "data": data,
             },
             "delivery_status": "pending",
             "attempt_count": 0,

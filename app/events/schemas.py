@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.events.models import DeliveryAttempt, OutboxEvent
 from app.payments.domain import EventType
@@ -30,6 +30,9 @@ class EventOut(BaseModel):
     type: EventType
     created_at: datetime
     payment_id: str
+    refund_id: str | None = Field(
+        default=None, description="Set on `refund.*` events: the refund the event is about."
+    )
     data: dict[str, Any]
     delivery: DeliveryOut
 
@@ -42,6 +45,7 @@ class EventOut(BaseModel):
                     "type": "payment.succeeded",
                     "created_at": "2026-01-13T09:31:12Z",
                     "payment_id": "pay_0193b2c4f1a2d41f8e0c2b7a9d3e5f61",
+                    "refund_id": None,
                     "data": {
                         "id": "pay_0193b2c4f1a2d41f8e0c2b7a9d3e5f61",
                         "object": "payment",
@@ -71,6 +75,7 @@ class EventOut(BaseModel):
             type=EventType(event.type),
             created_at=event.created_at,
             payment_id=event.payment_id,
+            refund_id=event.refund_id,
             data=dict(event.payload.get("data", {})),
             delivery=DeliveryOut(
                 status=event.delivery_status,

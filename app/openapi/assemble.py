@@ -37,6 +37,7 @@ from app.payments.domain import EventType
 from app.payments.schemas import PAYMENT_EXAMPLE
 from app.providers import registry
 from app.providers.spec import CALLBACK_PREFIX, ProviderSpec
+from app.refunds.schemas import REFUND_EXAMPLE
 
 _HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
@@ -147,7 +148,8 @@ def _add_success_examples(path: str, method: str, operation: Schema) -> None:
 def _callback_spec(path: str) -> ProviderSpec[Any] | None:
     """The registered provider whose callback route ``path`` is."""
     for spec in registry.registered():
-        if any(path == CALLBACK_PREFIX + route.path for route in spec.callback_routes):
+        routes = spec.callback_routes + (spec.refunds.callback_routes if spec.refunds else ())
+        if any(path == CALLBACK_PREFIX + route.path for route in routes):
             return spec
     return None
 
@@ -167,7 +169,8 @@ def _add_callback_bodies(path: str, operation: Schema) -> None:
     }
     for parameter in operation.get("parameters", []):
         if parameter.get("name") == "reference":
-            parameter.setdefault("description", "The payment's provider reference.")
+            subject = "refund" if "/refunds/" in path else "payment"
+            parameter.setdefault("description", f"The {subject}'s provider reference.")
         elif parameter.get("name") == "token":
             parameter.setdefault(
                 "description", "Keyed hash of the reference; a wrong one is refused (401)."
@@ -182,6 +185,9 @@ def _add_component_examples(schemas: Schema) -> None:
     listing = schemas.get("PaymentList")
     if listing is not None and not listing.get("examples"):
         listing["examples"] = [{"object": "list", "data": [payment_example], "has_more": False}]
+    refunds = schemas.get("RefundList")
+    if refunds is not None and not refunds.get("examples"):
+        refunds["examples"] = [{"object": "list", "data": [REFUND_EXAMPLE], "has_more": False}]
     event = schemas.get("EventOut")
     events = schemas.get("EventList")
     if events is not None and not events.get("examples") and event and event.get("examples"):

@@ -24,6 +24,21 @@ FINAL_PAYMENTS: dict[EventType, Schema] = {
     },
 }
 
+# What each refund event's refund object shows (over REFUND_EXAMPLE).
+FINAL_REFUNDS: dict[EventType, Schema] = {
+    EventType.REFUND_SUCCEEDED: {"status": "succeeded", "provider_transaction_id": "8123457701"},
+    EventType.REFUND_FAILED: {
+        "status": "failed",
+        "failure_code": "insufficient_funds",
+        "failure_message": "NOT_ENOUGH_FUNDS",
+    },
+    EventType.REFUND_NEEDS_REVIEW: {
+        "status": "needs_review",
+        "failure_message": "still pending at the provider past the timeout: a person must check "
+        "it with the provider",
+    },
+}
+
 HEALTH_SCHEMA: Schema = {
     "title": "Health",
     "type": "object",

@@ -163,6 +163,39 @@ PROBLEMS: dict[str, _Problem] = {
         "Same Idempotency-Key, different body",
         "This Idempotency-Key was used with a different request.",
     ),
+    "payment_not_refundable": _Problem(
+        409,
+        "Only a successful payment can be refunded",
+        "Only a successful payment can be refunded; this one is pending.",
+        extra={"payment_id": "pay_0193b2c4f1a2d41f8e0c2b7a9d3e5f61"},
+    ),
+    "refund_exceeds_payment": _Problem(
+        422,
+        "More than is left to refund",
+        "UGX 30000 of this payment's UGX 50000 is still refundable.",
+    ),
+    "partial_refund_not_supported": _Problem(
+        422,
+        "Airtel Money refunds only the full amount, once",
+        "Airtel Money refunds only the full amount (UGX 50000), once.",
+    ),
+    "refunds_not_configured": _Problem(
+        422,
+        "The provider's refund credentials are not set here",
+        "Refunds through MTN MoMo are not configured on this gateway: its refund credentials "
+        "are not set (see the README, Refunds).",
+    ),
+    "refund_validation_error": _Problem(
+        422,
+        "Not an amount in the payment's currency",
+        "UGX has no decimals: a whole number of shillings such as 50000",
+        on_field="amount",
+    ),
+    "refund_not_found": _Problem(
+        404,
+        "No such payment or refund for this merchant",
+        "No refund 're_0193b2c6a8e07d4c9b1f3a2e5d7c9b10'.",
+    ),
     "internal_error": _Problem(
         500, "Unexpected error (no details, ever)", "Something went wrong on our side."
     ),
@@ -253,12 +286,28 @@ _OPERATION_CODES: dict[tuple[str, str], dict[int, tuple[str, ...]]] = {
     ("get", "/v1/events/{event_id}"): {404: ("event_not_found",)},
     ("post", "/v1/events/{event_id}/redeliver"): {404: ("event_not_found",)},
     ("get", "/readyz"): {503: ("not_ready",)},
+    ("post", "/v1/refunds"): {
+        400: ("malformed_json", "invalid_idempotency_key"),
+        404: ("not_found",),
+        409: ("payment_not_refundable", "idempotency_request_in_progress"),
+        422: (
+            "refund_validation_error",
+            "refund_exceeds_payment",
+            "partial_refund_not_supported",
+            "refunds_not_configured",
+            "idempotency_key_reused",
+        ),
+    },
+    ("get", "/v1/refunds"): {400: ("invalid_cursor",), 422: ("validation_error",)},
+    ("get", "/v1/refunds/{refund_id}"): {404: ("refund_not_found",)},
 }
 # Example codes under another key where the same code reads differently per route group.
 _WIRE_CODE = {
     "callback_malformed_json": "malformed_json",
     "callback_not_found": "not_found",
     "event_not_found": "not_found",
+    "refund_not_found": "not_found",
+    "refund_validation_error": "validation_error",
     "provider_switched_off": "provider_not_configured",
 }
 

@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 
 from app.events.signing import signature_headers
-from app.openapi.examples import FINAL_PAYMENTS
+from app.openapi.examples import FINAL_PAYMENTS, FINAL_REFUNDS
 from app.openapi.schema import REF, Schema
 from app.payments.domain import EventType
 from app.payments.schemas import PAYMENT_EXAMPLE
+from app.refunds.schemas import REFUND_EXAMPLE
 
 STOREFRONT_EVENT_SCHEMA: Schema = {
     "title": "StorefrontEvent",
     "description": (
         "What the gateway POSTs to the merchant's callback URL when a payment reaches a final "
-        "status. Delivered at least once: dedupe on `id` (also sent as `webhook-id`)."
+        "status, or one of its refunds does (`refund.*`: `data` is then the refund). "
+        "Delivered at least once: dedupe on `id` (also sent as `webhook-id`)."
     ),
     "type": "object",
     "required": ["id", "type", "created_at", "data"],
@@ -23,7 +25,7 @@ STOREFRONT_EVENT_SCHEMA: Schema = {
         "id": {"type": "string", "description": "Stable across retries and redeliveries."},
         "type": {"$ref": REF + "EventType"},
         "created_at": {"type": "string", "format": "date-time"},
-        "data": {"$ref": REF + "PaymentOut"},
+        "data": {"oneOf": [{"$ref": REF + "PaymentOut"}, {"$ref": REF + "RefundOut"}]},
     },
 }
 
@@ -67,7 +69,9 @@ STOREFRONT_EVENTS_DESCRIPTION = """
 
 When a payment reaches a final status the gateway POSTs an event (see **Webhooks**) to the
 merchant's callback URL: `payment.succeeded`, `payment.failed`, `payment.expired` or
-`payment.needs_review`, with the payment object in `data`.
+`payment.needs_review`, with the payment object in `data`. Each refund that reaches a final
+status sends `refund.succeeded`, `refund.failed` or `refund.needs_review`, once per refund, with
+the refund object in `data` (its `payment_id` names the payment).
 
 Deliveries are signed per [Standard Webhooks](https://www.standardwebhooks.com/), so any Standard
 Webhooks library verifies them with the merchant's `whsec_…` secret:
@@ -84,7 +88,8 @@ attempt; `POST /v1/events/{id}/redeliver` sends one more.
 
 ## Idempotency
 
-`POST /v1/payments` takes an optional `Idempotency-Key` (kept 24 h, per merchant). The same key
+`POST /v1/payments` and `POST /v1/refunds` take an optional `Idempotency-Key` (kept 24 h, per
+merchant). The same key
 with the same body answers the first response again, with `Idempotent-Replayed: true`, and calls
 no provider; with another body, `422 idempotency_key_reused`; while the first request runs, `409
 idempotency_request_in_progress`.
@@ -92,17 +97,16 @@ idempotency_request_in_progress`.
 
 
 def event_example(event_type: EventType) -> Schema:
-    payment = {
-        **PAYMENT_EXAMPLE,
-        **FINAL_PAYMENTS[event_type],
-        "updated_at": "2026-01-13T09:31:12Z",
-        "completed_at": "2026-01-13T09:31:12Z",
-    }
+    final = {"updated_at": "2026-01-13T09:31:12Z", "completed_at": "2026-01-13T09:31:12Z"}
+    if event_type in FINAL_REFUNDS:
+        data = {**REFUND_EXAMPLE, **FINAL_REFUNDS[event_type], **final}
+    else:
+        data = {**PAYMENT_EXAMPLE, **FINAL_PAYMENTS[event_type], **final}
     return {
         "id": "evt_0193b2c4f1a2d41f8e0c2b7a9d3e5f61",
         "type": event_type.value,
         "created_at": "2026-01-13T09:31:12Z",
-        "data": payment,
+        "data": data,
     }
 
 

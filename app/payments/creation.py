@@ -117,6 +117,7 @@ class PaymentCreation:
             created_at=now,
             updated_at=now,
             check_count=0,
+            amount_refunded_minor=0,
         )
         try:
             await self._write_ahead(payment, hooks.first_write() if hooks else None)

@@ -60,10 +60,15 @@ class Actor(StrEnum):
 
 
 class EventType(StrEnum):
+    """Every event the storefront is sent: a payment's final statuses and its refunds'."""
+
     PAYMENT_SUCCEEDED = "payment.succeeded"
     PAYMENT_FAILED = "payment.failed"
     PAYMENT_EXPIRED = "payment.expired"
     PAYMENT_NEEDS_REVIEW = "payment.needs_review"
+    REFUND_SUCCEEDED = "refund.succeeded"
+    REFUND_FAILED = "refund.failed"
+    REFUND_NEEDS_REVIEW = "refund.needs_review"
 
 
 def initiation_over_at(created_at: datetime, finished_at: datetime | None) -> datetime:

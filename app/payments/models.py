@@ -52,6 +52,8 @@ class Payment(Base):
     initiation_finished_at: Mapped[datetime | None]
     next_check_at: Mapped[datetime | None]
     check_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The sum of its succeeded refunds, kept in each refund's status change transaction.
+    amount_refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]

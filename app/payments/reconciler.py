@@ -82,7 +82,8 @@ class Reconciler:
         self._payments = payments
         self._concurrency = concurrency
         rates = rates or {}
-        self._limiters = {
+        # Shared with the refund reconciler: a provider's cap covers all its status reads.
+        self.limiters = {
             provider: RateLimiter(rates.get(provider, DEFAULT_CHECKS_PER_SECOND))
             for provider in registry.names()
         }
@@ -147,7 +148,7 @@ class Reconciler:
         self, payment: Payment, semaphore: asyncio.Semaphore, report: SweepReport
     ) -> None:
         async with semaphore:
-            await self._limiters[Provider(payment.provider)].wait()
+            await self.limiters[Provider(payment.provider)].wait()
             try:
                 updated = await self._payments.check_with_provider(payment, Actor.RECONCILER)
             except ProviderError as exc:

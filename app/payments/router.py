@@ -52,7 +52,7 @@ async def create_payment(
     the payment stays `pending` until the provider's answer is confirmed."""
     new = validate_new_payment(body, runtime.payment_rules)
 
-    async def create(hooks: IdempotentCreation | None) -> Payment:
+    async def create(hooks: IdempotentCreation[Payment] | None) -> Payment:
         return await runtime.payments.create_payment(merchant.id, new, hooks)
 
     return await create_idempotently(

@@ -41,6 +41,22 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
+def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    """The limits every object's ``metadata`` keeps: few keys, small, plain JSON."""
+    if len(value) > MAX_METADATA_KEYS:
+        raise ValueError(f"metadata allows at most {MAX_METADATA_KEYS} keys")
+    try:
+        encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except ValueError:
+        raise ValueError("metadata must be plain JSON (no NaN or Infinity)") from None
+    if _holds_nul(value):
+        # PostgreSQL's JSON cannot hold U+0000.
+        raise ValueError("metadata must not contain NUL characters")
+    if len(encoded.encode()) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON")
+    return value
+
+
 def _registered_provider(value: str) -> Provider:
     if not registry.is_registered(value):
         expected = " or ".join(f"'{name}'" for name in registry.names())
@@ -101,18 +117,7 @@ class CreatePaymentRequest(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata_size(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(value) > MAX_METADATA_KEYS:
-            raise ValueError(f"metadata allows at most {MAX_METADATA_KEYS} keys")
-        try:
-            encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
-        except ValueError:
-            raise ValueError("metadata must be plain JSON (no NaN or Infinity)") from None
-        if _holds_nul(value):
-            # PostgreSQL's JSON cannot hold U+0000.
-            raise ValueError("metadata must not contain NUL characters")
-        if len(encoded.encode()) > MAX_METADATA_BYTES:
-            raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON")
-        return value
+        return check_metadata(value)
 
     @field_validator("amount", mode="wrap")
     @classmethod
@@ -165,6 +170,7 @@ PAYMENT_EXAMPLE: dict[str, Any] = {
     "provider_transaction_id": None,
     "failure_code": None,
     "failure_message": None,
+    "amount_refunded": "0",
     "created_at": "2026-01-13T09:30:00Z",
     "updated_at": "2026-01-13T09:30:00Z",
     "completed_at": None,
@@ -186,6 +192,10 @@ class PaymentOut(BaseModel):
     provider_transaction_id: str | None
     failure_code: FailureCode | None
     failure_message: str | None
+    amount_refunded: str = Field(
+        description='The sum of the payment\'s succeeded refunds ("0" when none); the payment '
+        "itself stays `successful`."
+    )
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
@@ -208,6 +218,7 @@ class PaymentOut(BaseModel):
             provider_transaction_id=payment.provider_transaction_id,
             failure_code=FailureCode(payment.failure_code) if payment.failure_code else None,
             failure_message=payment.failure_message,
+            amount_refunded=format_amount(payment.amount_refunded_minor or 0, payment.currency),
             created_at=payment.created_at,
             updated_at=payment.updated_at,
             completed_at=payment.completed_at,

@@ -34,6 +34,8 @@ from app.providers.base import (
     InitiationResult,
     PaymentRequest,
     ProviderPaymentStatus,
+    RefundRequest,
+    RefundResult,
     StatusResult,
 )
 from app.providers.errors import ProviderRejected, ProviderUnavailable
@@ -128,12 +130,22 @@ class OutcomeRules:
 
         The provider would take the amount in its own currency: 1,000 KES is not 1,000 UGX.
         """
-        if request.currency == currency:
+        message = self._other_currency(request.currency, currency)
+        if message is None:
             return None
-        return InitiationResult.refused(
-            FailureCode.INVALID_REQUEST,
-            f"{self.title} is configured for {currency}, not {request.currency}",
-        )
+        return InitiationResult.refused(FailureCode.INVALID_REQUEST, message)
+
+    def check_refund_currency(self, request: RefundRequest, currency: str) -> RefundResult | None:
+        """The same for a refund: the provider would pay the amount out in its own currency."""
+        message = self._other_currency(request.currency, currency)
+        if message is None:
+            return None
+        return RefundResult.refused(FailureCode.INVALID_REQUEST, message)
+
+    def _other_currency(self, asked: str, configured: str) -> str | None:
+        if asked == configured:
+            return None
+        return f"{self.title} is configured for {configured}, not {asked}"
 
     # --- initiation ----------------------------------------------------------------------------
     async def initiate(

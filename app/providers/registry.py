@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from app.config import ProviderSettings, Settings
 from app.providers import airtel_money, mtn_momo
-from app.providers.base import PaymentProvider
+from app.providers.base import PaymentProvider, RefundProvider
 from app.providers.http import RetryPolicy
 from app.providers.spec import ProviderSpec
 from app.providers.tokens import InMemoryTokenCache, RedisTokenCache, TokenCache
@@ -86,8 +86,17 @@ def check_settings(settings: Settings) -> None:
             )
 
 
+def token_cache_for(redis: Redis | None) -> TokenCache:
+    """Tokens shared through Redis when there is one, else kept in this process."""
+    return RedisTokenCache(redis) if redis is not None else InMemoryTokenCache()
+
+
 def build_providers(
-    settings: Settings, redis: Redis | None, *, retry_policy: RetryPolicy | None = None
+    settings: Settings,
+    redis: Redis | None,
+    *,
+    retry_policy: RetryPolicy | None = None,
+    token_cache: TokenCache | None = None,
 ) -> dict[Provider, PaymentProvider]:
     """One adapter per configured provider, each with its own pooled client.
 
@@ -95,7 +104,7 @@ def build_providers(
     one token request per expiry), else kept in this process.
     """
     check_settings(settings)
-    cache: TokenCache = RedisTokenCache(redis) if redis is not None else InMemoryTokenCache()
+    cache = token_cache or token_cache_for(redis)
     return {
         spec.name: spec.build(settings, token_cache=cache, retry_policy=retry_policy)
         for spec in registered()
@@ -103,7 +112,31 @@ def build_providers(
     }
 
 
-async def close_providers(providers: Mapping[Provider, PaymentProvider]) -> None:
+def build_refund_providers(
+    settings: Settings,
+    redis: Redis | None,
+    *,
+    retry_policy: RetryPolicy | None = None,
+    token_cache: TokenCache | None = None,
+) -> dict[Provider, RefundProvider]:
+    """One refund adapter per provider whose refunds are configured (MTN's Disbursement
+    credentials may be missing while its collections work: then MTN refunds are refused).
+    Given the collection adapters' ``token_cache``, a provider whose refunds use the collection
+    credentials (Airtel) shares their token."""
+    cache = token_cache or token_cache_for(redis)
+    adapters: dict[Provider, RefundProvider] = {}
+    for spec in registered():
+        block = spec.settings_from(settings)
+        if spec.refunds is not None and block.configured and spec.refunds.configured(block):
+            adapters[spec.name] = spec.refunds.build(
+                settings, token_cache=cache, retry_policy=retry_policy
+            )
+    return adapters
+
+
+async def close_providers(
+    providers: Mapping[Provider, PaymentProvider] | Mapping[Provider, RefundProvider],
+) -> None:
     """Close every provider's connections; one failing to close does not keep the others open."""
     results = await asyncio.gather(
         *(provider.aclose() for provider in providers.values()), return_exceptions=True

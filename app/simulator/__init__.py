@@ -1,8 +1,9 @@
-"""A local MTN MoMo Collection and Airtel Money look-alike.
+"""A local MTN MoMo (Collection, and Disbursement for refunds) and Airtel Money look-alike.
 
 It speaks both providers' paths, headers, status codes and bodies, resolves payments by the
-payer's number (see ``app.simulator.scenarios``), sends their callbacks, and injects latency,
-errors, timeouts and 429s on demand — so the gateway runs end to end with no credentials and no
+payer's number (see ``app.simulator.scenarios``) and refunds by MTN's and Airtel's rules (see
+``app.simulator.refunds``), sends their callbacks, and injects latency, errors, timeouts and 429s
+on demand — so the gateway runs end to end with no credentials and no
 internet, and tests can break it on purpose.
 
     from app.simulator import SimulatorConfig, running_simulator
@@ -19,6 +20,9 @@ from app.simulator.config import (
     DEFAULT_AIRTEL_CLIENT_SECRET,
     DEFAULT_MTN_API_KEY,
     DEFAULT_MTN_API_USER,
+    DEFAULT_MTN_DISBURSEMENT_API_KEY,
+    DEFAULT_MTN_DISBURSEMENT_API_USER,
+    DEFAULT_MTN_DISBURSEMENT_SUBSCRIPTION_KEY,
     DEFAULT_MTN_SUBSCRIPTION_KEY,
     DEFAULT_MTN_TARGET_ENVIRONMENT,
     Endpoint,
@@ -32,6 +36,9 @@ __all__ = [
     "DEFAULT_AIRTEL_CLIENT_SECRET",
     "DEFAULT_MTN_API_KEY",
     "DEFAULT_MTN_API_USER",
+    "DEFAULT_MTN_DISBURSEMENT_API_KEY",
+    "DEFAULT_MTN_DISBURSEMENT_API_USER",
+    "DEFAULT_MTN_DISBURSEMENT_SUBSCRIPTION_KEY",
     "DEFAULT_MTN_SUBSCRIPTION_KEY",
     "DEFAULT_MTN_TARGET_ENVIRONMENT",
     "Endpoint",

@@ -1,4 +1,5 @@
-"""Airtel Money Open API (Uganda), as it looks on the wire: token, USSD push, enquiry.
+"""Airtel Money Open API (Uganda), as it looks on the wire: token, USSD push, enquiry (refunds:
+``app.simulator.airtel_refunds``).
 
 Shapes follow Airtel's Uganda Postman export. Business answers come back as HTTP 200 with
 ``status.success`` telling the truth (as the documented duplicate-id answer does); malformed
@@ -10,7 +11,7 @@ client keyed on either the HTTP status or the code reads "not found".
 from __future__ import annotations
 
 import json
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -49,6 +50,7 @@ def fail(http_status: int, result_code: str, message: str) -> NoReturn:
 class AirtelRoute(ProviderRoute):
     provider = "airtel_money"
     create_endpoints = frozenset({Endpoint.AIRTEL_PAYMENT})
+    refund_endpoints = frozenset({Endpoint.AIRTEL_REFUND})
 
     @classmethod
     def error_response(cls, status_code: int) -> Response:
@@ -67,10 +69,12 @@ class AirtelRoute(ProviderRoute):
         )
 
     @classmethod
-    async def create_reference(cls, request: Request) -> str | None:
+    async def create_reference(cls, endpoint: Endpoint, request: Request) -> str | None:
+        # A push names its own transaction.id; a refund names the collection's airtel_money_id.
+        field = "airtel_money_id" if endpoint is Endpoint.AIRTEL_REFUND else "id"
         try:
             body = json.loads(await request.body())
-            reference = body["transaction"]["id"]
+            reference = body["transaction"][field]
         except (ValueError, KeyError, TypeError):
             return None
         return str(reference) if isinstance(reference, str | int) else None
@@ -139,9 +143,12 @@ class AirtelPayment(BaseModel):
     transaction: AirtelTransaction
 
 
-def parse_payment(raw: bytes) -> AirtelPayment:
+BodyT = TypeVar("BodyT", bound=BaseModel)
+
+
+def parse_body(model: type[BodyT], raw: bytes) -> BodyT:
     try:
-        return AirtelPayment.model_validate_json(raw or b"null")
+        return model.model_validate_json(raw or b"null")
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
@@ -221,7 +228,7 @@ async def ussd_push(request: Request) -> Response:
     config = simulator.config
     require_bearer(request, simulator)
     require_locale_headers(request, config)
-    body = parse_payment(await request.body())
+    body = parse_body(AirtelPayment, await request.body())
     msisdn = national_msisdn(body.subscriber.msisdn)
     for part in (body.subscriber, body.transaction):
         if part.country != config.airtel_country:

@@ -1,5 +1,5 @@
-"""The simulator's FastAPI app: MTN, Airtel, Africa's Talking and the control routes over one
-``Simulator``."""
+"""The simulator's FastAPI app: MTN (Collection and Disbursement), Airtel, Africa's Talking and
+the control routes over one ``Simulator``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from app.simulator import africastalking, airtel, control, mtn, mtn_sandbox
+from app.simulator import (
+    africastalking,
+    airtel,
+    airtel_refunds,
+    control,
+    control_refunds,
+    mtn,
+    mtn_disbursement,
+    mtn_sandbox,
+)
 from app.simulator.config import SimulatorConfig
 from app.simulator.state import Simulator
 
@@ -34,8 +43,8 @@ def create_simulator_app(config: SimulatorConfig | None = None) -> FastAPI:
     app = FastAPI(
         title="momo-gateway provider simulator",
         description=(
-            "MTN MoMo Collection, Airtel Money and Africa's Talking SMS look-alike "
-            "for development and tests."
+            "MTN MoMo Collection and Disbursement, Airtel Money and Africa's Talking SMS "
+            "look-alike for development and tests."
         ),
         lifespan=_lifespan,
         # The providers document exact paths ("/collection/token/", "/merchant/v1/payments/"):
@@ -44,8 +53,11 @@ def create_simulator_app(config: SimulatorConfig | None = None) -> FastAPI:
     )
     app.state.simulator = Simulator(config)
     app.include_router(mtn.router)
+    app.include_router(mtn_disbursement.router)
     app.include_router(mtn_sandbox.router)
     app.include_router(airtel.router, prefix=config.airtel_path_prefix)
+    app.include_router(airtel_refunds.router, prefix=config.airtel_path_prefix)
     app.include_router(africastalking.router)
     app.include_router(control.router)
+    app.include_router(control_refunds.router)
     return app

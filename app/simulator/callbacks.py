@@ -1,4 +1,5 @@
-"""Sending provider callbacks: MTN to each payment's X-Callback-Url, Airtel to its one portal URL.
+"""Sending provider callbacks: MTN to each payment's or refund's X-Callback-Url, Airtel to its
+one portal URL (Airtel documents no refund callback, so none is sent).
 
 A callback that fails is logged and kept in the attempt log, never raised: the provider does not
 care whether the merchant heard it, and neither does the payment's status.
@@ -17,8 +18,14 @@ import httpx
 
 from app.simulator.config import SimulatorConfig
 from app.simulator.ledger import Payment
+from app.simulator.refund_ledger import Refund
 from app.simulator.stats import Stats
-from app.simulator.wire import airtel_callback_body, compact_json, mtn_status_body
+from app.simulator.wire import (
+    airtel_callback_body,
+    compact_json,
+    mtn_refund_body,
+    mtn_status_body,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +41,7 @@ class CallbackAttempt:
     error: str | None
     body: str
     at: float
+    kind: str = "payment"  # or "refund"
 
     @property
     def delivered(self) -> bool:
@@ -45,6 +53,9 @@ class CallbackAttempt:
 
 @dataclass(frozen=True)
 class _Request:
+    provider: str
+    reference: str
+    kind: str
     method: str
     url: str
     body: bytes
@@ -68,12 +79,33 @@ class CallbackSender:
     async def deliver(self, payment: Payment, config: SimulatorConfig) -> CallbackAttempt | None:
         """Send the payment's callback, retrying as configured; the last attempt, or None when
         the payment has nowhere to be sent."""
-        request = self._request_for(payment, config)
+        return await self._deliver(self._request_for(payment, config), config)
+
+    async def deliver_refund(
+        self, refund: Refund, config: SimulatorConfig
+    ) -> CallbackAttempt | None:
+        """Send an MTN refund's callback (its status body, by the refund's own verb)."""
+        if refund.provider != "mtn_momo" or not refund.callback_url:
+            return None
+        body = compact_json(mtn_refund_body(refund, config.mtn_reason_format)).encode()
+        request = _Request(
+            refund.provider,
+            refund.reference,
+            "refund",
+            refund.callback_method,
+            refund.callback_url,
+            body,
+        )
+        return await self._deliver(request, config)
+
+    async def _deliver(
+        self, request: _Request | None, config: SimulatorConfig
+    ) -> CallbackAttempt | None:
         if request is None:
             return None
         last: CallbackAttempt | None = None
         for attempt in range(1, config.callback_retries + 2):
-            last = await self._send(payment, request, attempt, config.callback_timeout_seconds)
+            last = await self._send(request, attempt, config.callback_timeout_seconds)
             if last.delivered:
                 break
             if attempt <= config.callback_retries:
@@ -86,14 +118,23 @@ class CallbackSender:
             if not payment.callback_url:
                 return None
             body = compact_json(mtn_status_body(payment, config.mtn_reason_format)).encode()
-            return _Request(config.mtn_callback_method, payment.callback_url, body)
+            return _Request(
+                payment.provider,
+                payment.reference,
+                "payment",
+                config.mtn_callback_method,
+                payment.callback_url,
+                body,
+            )
         if not config.airtel_callback_url:
             return None
         body = airtel_callback_body(payment, config.airtel_callback_secret)
-        return _Request("POST", config.airtel_callback_url, body)
+        return _Request(
+            payment.provider, payment.reference, "payment", "POST", config.airtel_callback_url, body
+        )
 
     async def _send(
-        self, payment: Payment, request: _Request, attempt: int, timeout_seconds: float
+        self, request: _Request, attempt: int, timeout_seconds: float
     ) -> CallbackAttempt:
         status_code: int | None = None
         error: str | None = None
@@ -112,8 +153,8 @@ class CallbackSender:
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 error = f"{type(exc).__name__}: {exc}"
         result = CallbackAttempt(
-            provider=payment.provider,
-            reference=payment.reference,
+            provider=request.provider,
+            reference=request.reference,
             method=request.method,
             url=request.url,
             attempt=attempt,
@@ -121,14 +162,16 @@ class CallbackSender:
             error=error,
             body=request.body.decode(),
             at=time.time(),
+            kind=request.kind,
         )
         self._attempts.append(result)
         self._stats.count_callback("delivered" if result.delivered else "failed")
         if not result.delivered:
             logger.warning(
-                "simulator %s callback for %s to %s failed (attempt %d): %s",
-                payment.provider,
-                payment.reference,
+                "simulator %s %s callback for %s to %s failed (attempt %d): %s",
+                request.provider,
+                request.kind,
+                request.reference,
                 request.url,
                 attempt,
                 error or f"HTTP {status_code}",

@@ -14,10 +14,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+MtnProduct = Literal["collection", "disbursement"]
+
 DEFAULT_MTN_API_USER = "5f7c2a9e-3b1d-4e8f-9a6c-0d2b4e6f8a10"
 DEFAULT_MTN_API_KEY = "momo-simulator-mtn-api-key"
 DEFAULT_MTN_SUBSCRIPTION_KEY = "momo-simulator-mtn-subscription-key"
 DEFAULT_MTN_TARGET_ENVIRONMENT = "sandbox"
+# MTN issues one subscription key per product, so the Disbursement product (refunds) has its own;
+# its API user is separate too, which catches a client that sends one product's values to the other.
+DEFAULT_MTN_DISBURSEMENT_API_USER = "7d1e4b8c-6a2f-4c3d-8e5b-9f0a1c2d3e4f"
+DEFAULT_MTN_DISBURSEMENT_API_KEY = "momo-simulator-mtn-disbursement-api-key"
+DEFAULT_MTN_DISBURSEMENT_SUBSCRIPTION_KEY = "momo-simulator-mtn-disbursement-subscription-key"
 DEFAULT_AIRTEL_CLIENT_ID = "momo-simulator-airtel-client-id"
 DEFAULT_AIRTEL_CLIENT_SECRET = "momo-simulator-airtel-client-secret"  # noqa: S105 - public dev value
 DEFAULT_AFRICASTALKING_API_KEY = "momo-simulator-africastalking-api-key"
@@ -32,9 +39,14 @@ class Endpoint(StrEnum):
     MTN_ACCOUNT_HOLDER = "mtn.accountholder"
     MTN_BALANCE = "mtn.balance"
     MTN_PROVISIONING = "mtn.provisioning"
+    MTN_DISBURSEMENT_TOKEN = "mtn.disbursement_token"  # noqa: S105 - an endpoint name
+    MTN_REFUND = "mtn.refund"
+    MTN_REFUND_STATUS = "mtn.refund_status"
+    MTN_DISBURSEMENT_BALANCE = "mtn.disbursement_balance"
     AIRTEL_TOKEN = "airtel.token"  # noqa: S105 - an endpoint name, not a credential
     AIRTEL_PAYMENT = "airtel.payment"
     AIRTEL_ENQUIRY = "airtel.enquiry"
+    AIRTEL_REFUND = "airtel.refund"
     AFRICASTALKING_MESSAGING = "africastalking.messaging"
 
 
@@ -95,6 +107,21 @@ class SimulatorConfig(BaseModel):
     mtn_account_currency: str = "UGX"
     mtn_opening_balance: Decimal = Field(default=Decimal(0), ge=0)
 
+    # --- MTN MoMo Disbursement (refunds) -------------------------------------------------------
+    mtn_disbursement_api_user: str = DEFAULT_MTN_DISBURSEMENT_API_USER
+    mtn_disbursement_api_key: str = DEFAULT_MTN_DISBURSEMENT_API_KEY
+    mtn_disbursement_subscription_key: str = DEFAULT_MTN_DISBURSEMENT_SUBSCRIPTION_KEY
+    # What the disbursement account holds in each currency until a refund debits it or the control
+    # API sets it; large, so ordinary runs never notice it.
+    mtn_disbursement_opening_balance: Decimal = Field(default=Decimal(1_000_000_000), ge=0)
+    # A refund the disbursement account cannot cover: MTN's transfer example says NOT_ENOUGH_FUNDS,
+    # its error page says INTERNAL_PROCESSING_ERROR "predominantly" means no funds.
+    mtn_short_balance_reason: Literal["NOT_ENOUGH_FUNDS", "INTERNAL_PROCESSING_ERROR"] = (
+        "NOT_ENOUGH_FUNDS"
+    )
+    # "failed": 202, then FAILED with that reason; "refused": HTTP 500 with it as the code, at once.
+    mtn_short_balance_answer: Literal["failed", "refused"] = "failed"
+
     # --- Airtel Money --------------------------------------------------------------------------
     airtel_client_id: str = DEFAULT_AIRTEL_CLIENT_ID
     airtel_client_secret: str = DEFAULT_AIRTEL_CLIENT_SECRET
@@ -116,6 +143,8 @@ class SimulatorConfig(BaseModel):
     approval_delay_seconds: Seconds = 1.5
     # MTN's 2018 sandbox notes: "pending first, success if re-queried after 30 s".
     ongoing_delay_seconds: Seconds = 30
+    # How long an accepted MTN refund stays PENDING; None follows approval_delay_seconds.
+    refund_delay_seconds: Seconds | None = None
 
     # --- Callbacks -----------------------------------------------------------------------------
     callbacks_enabled: bool = True
@@ -146,6 +175,22 @@ class SimulatorConfig(BaseModel):
 
     def faults_for(self, endpoint: Endpoint) -> Faults:
         return self.endpoint_faults.get(endpoint, self.faults)
+
+    def mtn_credentials(self, product: MtnProduct) -> tuple[str, str, str]:
+        """The configured API user, API key and subscription key of one MTN product."""
+        if product == "disbursement":
+            return (
+                self.mtn_disbursement_api_user,
+                self.mtn_disbursement_api_key,
+                self.mtn_disbursement_subscription_key,
+            )
+        return self.mtn_api_user, self.mtn_api_key, self.mtn_subscription_key
+
+    @property
+    def refund_delay(self) -> float:
+        if self.refund_delay_seconds is None:
+            return self.approval_delay_seconds
+        return self.refund_delay_seconds
 
     def patched(self, patch: Mapping[str, Any]) -> SimulatorConfig:
         """A copy with ``patch`` applied.

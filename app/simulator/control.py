@@ -2,15 +2,19 @@
 
 - ``GET /_simulator/config``: the running ``SimulatorConfig``.
 - ``POST /_simulator/config``: merge a partial config (faults, delays, callbacks, seed ...).
-- ``GET /_simulator/payments``: every accepted payment (create_requests, charges ...), plus
-  ``unaccepted``: references whose create calls all failed.
+- ``GET /_simulator/payments``: every accepted payment (create_requests, charges,
+  amount_refunded, refunds ...), plus ``unaccepted``: references whose create calls all failed.
 - ``GET /_simulator/payments/{ref}``: one payment (``?provider=`` when an id is on both).
 - ``POST /_simulator/payments/{ref}/settle``: force a final status, amount or currency.
 - ``POST /_simulator/payments/{ref}/callback``: send its callback again, now; reports the result.
 - ``GET /_simulator/callbacks``: every callback attempt (``?reference=``).
-- ``GET /_simulator/stats``: requests, responses and faults per endpoint; tokens; payments.
-- ``POST /_simulator/reset``: forget payments and counts (``?config=true&tokens=true``).
+- ``GET /_simulator/stats``: requests, responses and faults per endpoint; tokens; payments;
+  refunds.
+- ``POST /_simulator/reset``: forget payments, refunds and counts, restore the disbursement
+  balance (``?config=true&tokens=true``).
 - ``POST /_simulator/tokens/revoke``: invalidate issued tokens (``?provider=``).
+
+Refunds and the disbursement balance: ``app.simulator.control_refunds``.
 
 None of these routes is subject to injected faults or latency.
 """
@@ -26,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from app.simulator.ledger import Payment, PaymentStatus, ProviderName, Settlement
 from app.simulator.routing import simulator_of
 from app.simulator.scenarios import Resolution
+from app.simulator.state import Simulator
 
 router = APIRouter(prefix="/_simulator", tags=["simulator control"])
 
@@ -53,9 +58,23 @@ async def patch_config(request: Request, patch: Annotated[dict[str, Any], Body()
     return JSONResponse(content=updated.model_dump(mode="json"))
 
 
+def _with_refunds(simulator: Simulator, described: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each payment with ``amount_refunded`` (its successful refunds) and ``refunds`` (the
+    references of every refund naming it)."""
+    refunded = simulator.refunds.refunded_by_payment()
+    for payment in described:
+        total, references = refunded.get((payment["provider"], payment["reference"]), (0, []))
+        payment["amount_refunded"] = str(total)
+        payment["refunds"] = references
+    return described
+
+
 @router.get("/payments")
 async def list_payments(request: Request, provider: ProviderQuery = None) -> Response:
-    return JSONResponse(content=simulator_of(request).ledger.snapshot(provider))
+    simulator = simulator_of(request)
+    snapshot = simulator.ledger.snapshot(provider)
+    snapshot["payments"] = _with_refunds(simulator, snapshot["payments"])
+    return JSONResponse(content=snapshot)
 
 
 def _one_payment(
@@ -79,7 +98,9 @@ async def read_payment(
     payment = _one_payment(request, reference, provider)
     if not isinstance(payment, Payment):
         return payment
-    return JSONResponse(content=simulator_of(request).ledger.describe(payment))
+    simulator = simulator_of(request)
+    [described] = _with_refunds(simulator, [simulator.ledger.describe(payment)])
+    return JSONResponse(content=described)
 
 
 class SettleRequest(BaseModel):
@@ -164,7 +185,11 @@ async def read_stats(request: Request) -> Response:
     stats = simulator.stats.snapshot()
     endpoints = stats["endpoints"]
     stats["token_requests"] = {
-        "mtn_momo": endpoints.get("mtn.token", {}).get("requests", 0),
+        # Both MTN products' token endpoints, as tokens_issued counts both.
+        "mtn_momo": sum(
+            endpoints.get(name, {}).get("requests", 0)
+            for name in ("mtn.token", "mtn.disbursement_token")
+        ),
         "airtel_money": endpoints.get("airtel.token", {}).get("requests", 0),
     }
     stats["tokens_issued"] = simulator.credentials.issued_counts()
@@ -176,14 +201,23 @@ async def read_stats(request: Request) -> Response:
         }
         for provider in ("mtn_momo", "airtel_money")
     }
+    refunds = simulator.refunds.refunds()
+    stats["refunds"] = {
+        provider: {
+            status.value: sum(1 for r in refunds if r.provider == provider and r.status is status)
+            for status in PaymentStatus
+        }
+        for provider in ("mtn_momo", "airtel_money")
+    }
     stats["background_tasks"] = len(simulator.background)
     return JSONResponse(content=stats)
 
 
 @router.post("/reset")
 async def reset(request: Request, config: bool = False, tokens: bool = False) -> Response:
-    """Forget payments, counts and callbacks; ``?config=true`` also restores the startup config,
-    ``?tokens=true`` also revokes every token. Provisioned API users stay."""
+    """Forget payments, refunds, counts and callbacks and restore the disbursement balance;
+    ``?config=true`` also restores the startup config, ``?tokens=true`` also revokes every token.
+    Provisioned API users stay."""
     await simulator_of(request).reset(config=config, tokens=tokens)
     return Response(status_code=204)
 

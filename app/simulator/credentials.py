@@ -1,4 +1,11 @@
-"""Sandbox API users (MTN provisioning) and the access tokens the simulator has issued."""
+"""Sandbox API users (MTN provisioning) and the access tokens the simulator has issued.
+
+An MTN token belongs to the product whose token endpoint issued it (Collection or Disbursement):
+each product sits behind its own subscription key and token endpoint, so a token from one is
+refused by the other, and a client that mixes them up finds out here rather than in production.
+A provisioned sandbox user is not tied to a product: MTN's provisioning API has one path for all
+of them, and integrations run one API user with two subscription keys.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from app.simulator.config import MtnProduct
 from app.simulator.ledger import ProviderName
 
 
@@ -23,6 +31,7 @@ class IssuedToken:
     provider: ProviderName
     expires_at: float  # time.monotonic()
     api_user: str | None = None
+    product: MtnProduct | None = None  # MTN only
 
 
 def same_secret(given: str, expected: str) -> bool:
@@ -67,17 +76,27 @@ class Credentials:
 
     # --- access tokens -------------------------------------------------------------------------
 
-    def issue(self, provider: ProviderName, lifetime: float, api_user: str | None = None) -> str:
+    def issue(
+        self,
+        provider: ProviderName,
+        lifetime: float,
+        api_user: str | None = None,
+        product: MtnProduct | None = None,
+    ) -> str:
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._tokens[token] = IssuedToken(provider, time.monotonic() + lifetime, api_user)
+            self._tokens[token] = IssuedToken(
+                provider, time.monotonic() + lifetime, api_user, product
+            )
             self._issued[provider] += 1
         return token
 
-    def check(self, provider: ProviderName, token: str) -> IssuedToken | None:
+    def check(
+        self, provider: ProviderName, token: str, product: MtnProduct | None = None
+    ) -> IssuedToken | None:
         with self._lock:
             issued = self._tokens.get(token)
-            if issued is None or issued.provider != provider:
+            if issued is None or issued.provider != provider or issued.product != product:
                 return None
             if issued.expires_at <= time.monotonic():
                 del self._tokens[token]

@@ -110,6 +110,15 @@ class Ledger:
         with self._lock:
             return [p for p in self._payments.values() if p.reference == reference]
 
+    def by_transaction_id(self, provider: ProviderName, transaction_id: str) -> Payment | None:
+        """The payment a provider's own id names (Airtel's airtel_money_id, MTN's
+        financialTransactionId)."""
+        with self._lock:
+            for payment in self._payments.values():
+                if payment.provider == provider and payment.transaction_id == transaction_id:
+                    return payment
+            return None
+
     def settle(self, key: PaymentKey, settlement: Settlement, *, only_if_pending: bool) -> Payment:
         """Apply a final (or forced) status; returns the payment as it now stands.
 

@@ -1,7 +1,9 @@
 """MTN's sandbox provisioning API: create an API user, generate its key, read it back.
 
-A user created here can fetch tokens like the configured default pair, and its
-``providerCallbackHost`` is enforced on ``X-Callback-Url`` as MTN does.
+A user created here can fetch tokens like the configured default pairs, and its
+``providerCallbackHost`` is enforced on ``X-Callback-Url`` as MTN does. The provisioning API takes
+the subscription key of any product the developer subscribed to (Collection or Disbursement), and
+the user it creates works with either.
 """
 
 from __future__ import annotations
@@ -10,9 +12,15 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.simulator.config import Endpoint
+from app.simulator.config import Endpoint, SimulatorConfig
 from app.simulator.mtn import UUID_PATTERN, MtnRoute, fail, mtn_error, require_subscription_key
 from app.simulator.routing import simulator_of
+
+
+def _require_any_product_key(request: Request, config: SimulatorConfig) -> None:
+    require_subscription_key(
+        request, config.mtn_subscription_key, config.mtn_disbursement_subscription_key
+    )
 
 
 class MtnApiUser(BaseModel):
@@ -27,7 +35,7 @@ router = APIRouter(route_class=MtnRoute)
 @router.post("/v1_0/apiuser", name=Endpoint.MTN_PROVISIONING)
 async def create_api_user(request: Request) -> Response:
     simulator = simulator_of(request)
-    require_subscription_key(request, simulator.config)
+    _require_any_product_key(request, simulator.config)
     user_id = request.headers.get("X-Reference-Id", "")
     if not UUID_PATTERN.match(user_id):
         fail(400, "VALIDATION_ERROR", "X-Reference-Id must be a UUID.")
@@ -45,7 +53,7 @@ async def create_api_user(request: Request) -> Response:
 @router.post("/v1_0/apiuser/{user_id}/apikey", name=Endpoint.MTN_PROVISIONING)
 async def create_api_key(user_id: str, request: Request) -> Response:
     simulator = simulator_of(request)
-    require_subscription_key(request, simulator.config)
+    _require_any_product_key(request, simulator.config)
     api_key = simulator.credentials.new_api_key(user_id)
     if api_key is None:
         return mtn_error(404, "RESOURCE_NOT_FOUND", "Requested resource was not found.")
@@ -55,7 +63,7 @@ async def create_api_key(user_id: str, request: Request) -> Response:
 @router.get("/v1_0/apiuser/{user_id}", name=Endpoint.MTN_PROVISIONING)
 async def read_api_user(user_id: str, request: Request) -> Response:
     simulator = simulator_of(request)
-    require_subscription_key(request, simulator.config)
+    _require_any_product_key(request, simulator.config)
     user = simulator.credentials.user(user_id)
     if user is None:
         return mtn_error(404, "RESOURCE_NOT_FOUND", "Requested resource was not found.")

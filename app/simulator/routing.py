@@ -2,15 +2,18 @@
 
 Faults are decided before the endpoint runs, so an injected error or hang leaves no trace in the
 ledger — except the "timeout after processing" fault, which lets the endpoint do its work (record
-the charge, issue the token) and then withholds the answer, the case a client can least tell
-apart from success.
+the charge or the refund, issue the token) and then withholds the answer, the case a client can
+least tell apart from success.
+
+Every request to a create endpoint (a payment or a refund) is counted against the reference it
+names before anything can fail, so the evidence shows retries that never got through.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
@@ -20,6 +23,14 @@ from app.simulator.config import Endpoint, Faults
 from app.simulator.ledger import PaymentKey, ProviderName
 from app.simulator.state import Simulator
 from app.simulator.stats import FaultKind
+
+
+class CreateRequestLog(Protocol):
+    """What a ledger offers to count create requests and remember their last answer."""
+
+    def count_create_request(self, key: PaymentKey) -> None: ...
+
+    def note_create_answer(self, key: PaymentKey, http_status: int) -> None: ...
 
 
 class WireError(Exception):
@@ -59,6 +70,7 @@ class ProviderRoute(APIRoute):
 
     provider: ClassVar[ProviderName]
     create_endpoints: ClassVar[frozenset[Endpoint]] = frozenset()
+    refund_endpoints: ClassVar[frozenset[Endpoint]] = frozenset()
 
     @classmethod
     def error_response(cls, status_code: int) -> Response:
@@ -69,9 +81,17 @@ class ProviderRoute(APIRoute):
         raise NotImplementedError
 
     @classmethod
-    async def create_reference(cls, request: Request) -> str | None:
+    async def create_reference(cls, endpoint: Endpoint, request: Request) -> str | None:
         """The reference a create request names, read without judging the request."""
         raise NotImplementedError
+
+    @classmethod
+    def create_log(cls, simulator: Simulator, endpoint: Endpoint) -> CreateRequestLog | None:
+        if endpoint in cls.create_endpoints:
+            return simulator.ledger
+        if endpoint in cls.refund_endpoints:
+            return simulator.refunds
+        return None
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint_handler = super().get_route_handler()
@@ -81,16 +101,17 @@ class ProviderRoute(APIRoute):
         async def handle(request: Request) -> Response:
             simulator = simulator_of(request)
             simulator.stats.count_request(endpoint)
-            if endpoint in route_class.create_endpoints:
-                reference = await route_class.create_reference(request)
+            log = route_class.create_log(simulator, endpoint)
+            key: PaymentKey | None = None
+            if log is not None:
+                reference = await route_class.create_reference(endpoint, request)
                 if reference:
-                    request.state.payment_key = (route_class.provider, reference)
-                    simulator.ledger.count_create_request(request.state.payment_key)
+                    key = (route_class.provider, reference)
+                    log.count_create_request(key)
             response = await route_class._answer(simulator, endpoint, request, endpoint_handler)
             simulator.stats.count_response(endpoint, response.status_code)
-            key: PaymentKey | None = getattr(request.state, "payment_key", None)
-            if key is not None:
-                simulator.ledger.note_create_answer(key, response.status_code)
+            if log is not None and key is not None:
+                log.note_create_answer(key, response.status_code)
             return response
 
         return handle

@@ -20,13 +20,18 @@ from app.simulator.config import SimulatorConfig
 from app.simulator.credentials import Credentials
 from app.simulator.delivery_reports import DeliveryReportSender
 from app.simulator.ledger import Ledger, Payment, PaymentKey, PaymentStatus, Settlement
+from app.simulator.refund_ledger import RefundLedger
 from app.simulator.scenarios import Resolution
 from app.simulator.stats import Stats
 
 
+def mint_mtn_transaction_id() -> str:
+    return str(100_000_000 + secrets.randbelow(900_000_000))  # MTN's are plain digits
+
+
 def mint_transaction_id(payment: Payment) -> str:
     if payment.provider == "mtn_momo":
-        return str(100_000_000 + secrets.randbelow(900_000_000))  # MTN's are plain digits
+        return mint_mtn_transaction_id()
     now = time.gmtime()
     letter = "ABCDEFGHJKLMNPQRSTUVWXYZ"[secrets.randbelow(24)]
     return f"MP{time.strftime('%y%m%d.%H%M', now)}.{letter}{secrets.randbelow(100_000):05d}"
@@ -38,6 +43,7 @@ class Simulator:
         self.startup_config = config
         self.rng = random.Random(config.seed)  # noqa: S311 - reproducible faults, not secrets
         self.ledger = Ledger()
+        self.refunds = RefundLedger()
         self.credentials = Credentials()
         self.stats = Stats()
         self.background = BackgroundTasks()
@@ -166,6 +172,7 @@ class Simulator:
     async def reset(self, *, config: bool = False, tokens: bool = False) -> None:
         await self.background.cancel_all()
         self.ledger.reset()
+        self.refunds.reset()
         self.stats.reset()
         self.callbacks.clear()
         self.credentials.reset_counts()

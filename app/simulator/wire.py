@@ -1,7 +1,8 @@
-"""The JSON each provider puts on the wire for a payment: status answers and callback bodies.
+"""The JSON each provider puts on the wire for a payment or a refund: status answers and
+callback bodies.
 
-Pure functions of a ledger ``Payment``, so a route and a callback can never disagree about what a
-payment looks like.
+Pure functions of a ledger ``Payment`` or ``Refund``, so a route and a callback can never disagree
+about what one looks like.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import json
 from typing import Any, Literal
 
 from app.simulator.ledger import Payment, PaymentStatus
+from app.simulator.refund_ledger import Refund
+
+ReasonFormat = Literal["string", "object"]
 
 # Texts for the old object form of MTN's `reason`; MTN's own wording where it is known.
 _MTN_REASON_MESSAGES = {
@@ -24,10 +28,19 @@ _MTN_REASON_MESSAGES = {
     "COULD_NOT_PERFORM_TRANSACTION": "Could not perform transaction",
     "NOT_ENOUGH_FUNDS": "Not enough funds",
     "PAYER_LIMIT_REACHED": "Payer limit reached",
+    "PAYEE_NOT_FOUND": "Payee not found",
+    "NOT_ALLOWED": "Authorization failed. User does not have permission.",
 }
 
 
-def mtn_status_body(payment: Payment, reason_format: Literal["string", "object"]) -> dict[str, Any]:
+def mtn_reason(reason: str, reason_format: ReasonFormat) -> str | dict[str, str]:
+    if reason_format == "string":
+        return reason
+    message = _MTN_REASON_MESSAGES.get(reason, reason.replace("_", " ").capitalize())
+    return {"code": reason, "message": message}
+
+
+def mtn_status_body(payment: Payment, reason_format: ReasonFormat) -> dict[str, Any]:
     """GET /requesttopay/{ref}, and — identical, as MTN says — the callback body.
 
     There is no ``referenceId``: MTN puts it in neither, which is why callers carry it in the
@@ -48,11 +61,31 @@ def mtn_status_body(payment: Payment, reason_format: Literal["string", "object"]
         reason = (
             payment.resolution and payment.resolution.mtn_reason
         ) or "INTERNAL_PROCESSING_ERROR"
-        if reason_format == "object":
-            message = _MTN_REASON_MESSAGES.get(reason, reason.replace("_", " ").capitalize())
-            body["reason"] = {"code": reason, "message": message}
-        else:
-            body["reason"] = reason
+        body["reason"] = mtn_reason(reason, reason_format)
+    return body
+
+
+def mtn_refund_body(refund: Refund, reason_format: ReasonFormat) -> dict[str, Any]:
+    """GET /disbursement/v1_0/refund/{ref}, and the refund's callback body.
+
+    ``financialTransactionId`` appears once the money moved, as on a request-to-pay. ``payee`` is
+    the refunded payer; a refund of a payment MTN does not know has no payee to show, so it has
+    none rather than an invented one.
+    """
+    body: dict[str, Any] = {"amount": refund.shown_amount, "currency": refund.currency}
+    if refund.status is PaymentStatus.SUCCESSFUL and refund.transaction_id:
+        body["financialTransactionId"] = refund.transaction_id
+    if refund.external_id is not None:
+        body["externalId"] = refund.external_id
+    if refund.payee_msisdn is not None:
+        body["payee"] = {"partyIdType": refund.payee_id_type, "partyId": refund.payee_msisdn}
+    if refund.payer_message is not None:
+        body["payerMessage"] = refund.payer_message
+    if refund.payee_note is not None:
+        body["payeeNote"] = refund.payee_note
+    body["status"] = refund.status.value
+    if refund.status is PaymentStatus.FAILED:
+        body["reason"] = mtn_reason(refund.reason or "INTERNAL_PROCESSING_ERROR", reason_format)
     return body
 
 

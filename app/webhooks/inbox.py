@@ -28,8 +28,9 @@ def headers_of_interest(headers: Mapping[str, str]) -> dict[str, Any]:
     return kept
 
 
-def dedupe_key(provider: Provider, payment_id: str, raw_body: bytes) -> str:
-    return f"{provider.value}:{payment_id}:{hashlib.sha256(raw_body).hexdigest()}"
+def dedupe_key(provider: Provider, subject_id: str, raw_body: bytes) -> str:
+    """One key per (provider, payment or refund id, body): the same callback twice is a repeat."""
+    return f"{provider.value}:{subject_id}:{hashlib.sha256(raw_body).hexdigest()}"
 
 
 _CALLBACKS: Table = ProviderCallback.__table__  # type: ignore[assignment]
@@ -39,6 +40,7 @@ _RECORD = insert_with_named_params(
     (
         "provider",
         "payment_id",
+        "refund_id",
         "dedupe_key",
         "raw_body",
         "headers",
@@ -64,6 +66,7 @@ class Inbox:
         source_ip: str | None,
         outcome: str,
         payment_id: str | None = None,
+        refund_id: str | None = None,
         key: str | None = None,
     ) -> int | None:
         """Store one callback. With ``key``, returns None if that key is already taken
@@ -71,6 +74,7 @@ class Inbox:
         values = {
             "callback_provider": provider.value,
             "callback_payment_id": payment_id,
+            "callback_refund_id": refund_id,
             "callback_dedupe_key": key,
             "callback_raw_body": raw_body,
             "callback_headers": headers_of_interest(headers),
@@ -92,6 +96,7 @@ class Inbox:
             source_ip=source_ip,
             outcome="duplicate",
             payment_id=payment_id,
+            refund_id=refund_id,
         )
         return None
 

@@ -21,6 +21,7 @@ class ProviderCallback(Base):
     id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(20))
     payment_id: Mapped[str | None] = mapped_column(ForeignKey("payments.id"), index=True)
+    refund_id: Mapped[str | None] = mapped_column(ForeignKey("refunds.id"), index=True)
     dedupe_key: Mapped[str | None] = mapped_column(String(160), unique=True)
     # The exact bytes received (a signature can be re-checked later; may not even be UTF-8).
     raw_body: Mapped[bytes] = mapped_column(LargeBinary)

@@ -17,7 +17,7 @@ from app.deps import RuntimeDep
 from app.errors import problem
 from app.providers.spec import CALLBACK_PREFIX, CallbackRoute, ProviderSpec
 from app.vocabulary import Provider
-from app.webhooks.service import CallbackReply, InboundCallback
+from app.webhooks.service import CallbackReply, CallbackSubject, InboundCallback
 
 _METHODS = ["PUT", "POST"]
 _RESPONSES: dict[int | str, dict[str, str]] = {
@@ -54,6 +54,7 @@ async def _receive(
     provider: Provider,
     reference: str | None = None,
     token: str | None = None,
+    subject: CallbackSubject = CallbackSubject.PAYMENT,
 ) -> JSONResponse:
     callback = InboundCallback(
         provider=provider,
@@ -62,20 +63,23 @@ async def _receive(
         peer=request.client.host if request.client else None,
         path_reference=reference,
         path_token=token,
+        subject=subject,
     )
     return _render(await runtime.callbacks.receive(callback))
 
 
-def _route_for(spec: ProviderSpec[Any], route: CallbackRoute) -> Callable[..., Any]:
-    """The endpoint for one of a provider's callback routes (a per-payment route passes the
-    reference and token from its path)."""
+def _route_for(
+    spec: ProviderSpec[Any], route: CallbackRoute, subject: CallbackSubject
+) -> Callable[..., Any]:
+    """The endpoint for one of a provider's callback routes (a per-payment or per-refund route
+    passes the reference and token from its path)."""
     provider = spec.name
     if route.per_payment:
 
         async def per_payment(
             runtime: RuntimeDep, request: Request, reference: str, token: str
         ) -> JSONResponse:
-            return await _receive(runtime, request, provider, reference[:64], token[:128])
+            return await _receive(runtime, request, provider, reference[:64], token[:128], subject)
 
         endpoint: Callable[..., Any] = per_payment
     else:
@@ -94,8 +98,11 @@ def build_callback_router(specs: Sequence[ProviderSpec[Any]]) -> APIRouter:
     trailing slash; one operation per method with a stable id: ``{operation}_put|_post``."""
     router = APIRouter(prefix=CALLBACK_PREFIX, tags=["provider callbacks"])
     for spec in specs:
-        for route in spec.callback_routes:
-            endpoint = _route_for(spec, route)
+        routes = [(route, CallbackSubject.PAYMENT) for route in spec.callback_routes]
+        if spec.refunds is not None:
+            routes += [(route, CallbackSubject.REFUND) for route in spec.refunds.callback_routes]
+        for route, subject in routes:
+            endpoint = _route_for(spec, route, subject)
             for method in _METHODS:
                 router.add_api_route(
                     route.path,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -28,6 +28,10 @@ from app.payments.models import Payment
 from app.payments.service import PaymentService
 from app.providers import registry
 from app.providers.errors import ProviderError
+from app.refunds import repository as refunds_repository
+from app.refunds.domain import RefundStatus
+from app.refunds.models import Refund
+from app.refunds.service import RefundService
 from app.vocabulary import CallbackHint, CallbackRejection, MalformedCallback, Provider
 from app.webhooks.inbox import Inbox, dedupe_key
 from app.webhooks.verification import client_ip, ip_allowed
@@ -51,6 +55,13 @@ class CallbackOutcome(StrEnum):
     DEFERRED = "deferred"
 
 
+class CallbackSubject(StrEnum):
+    """What a callback route is about: a payment's outcome or a refund's."""
+
+    PAYMENT = "payment"
+    REFUND = "refund"
+
+
 @dataclass(frozen=True, kw_only=True)
 class InboundCallback:
     provider: Provider
@@ -59,6 +70,7 @@ class InboundCallback:
     peer: str | None
     path_reference: str | None = None
     path_token: str | None = None
+    subject: CallbackSubject = CallbackSubject.PAYMENT
 
 
 @dataclass(frozen=True)
@@ -81,11 +93,13 @@ class CallbackService:
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
         payments: PaymentService,
+        refunds: RefundService,
         callback_secret: bytes,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._payments = payments
+        self._refunds = refunds
         self._callback_secret = callback_secret
         self._inbox = Inbox(engine, sessions)
         self._background: set[asyncio.Task[CallbackOutcome]] = set()
@@ -132,6 +146,9 @@ class CallbackService:
                 _refusal(CallbackOutcome.MALFORMED, 400, "malformed_json", str(exc))
             )
 
+        if callback.subject is CallbackSubject.REFUND:
+            return await self._receive_refund(callback, hint, source_ip, refuse)
+
         payment = await self._find_payment(callback, hint)
         if payment is None:
             return await refuse(
@@ -156,7 +173,75 @@ class CallbackService:
             hint.claimed_status,
             extra={"payment_id": payment.id, "provider": callback.provider.value},
         )
-        return await self._verify_by_fetch(payment, callback_id)
+        return await self._verify_by_fetch(
+            lambda: self._check(payment, callback_id), lambda: self._check_soon(payment.id)
+        )
+
+    async def _receive_refund(
+        self,
+        callback: InboundCallback,
+        hint: CallbackHint,
+        source_ip: str | None,
+        refuse: Callable[[CallbackReply], Awaitable[CallbackReply]],
+    ) -> CallbackReply:
+        """A refund's callback, on its per-refund URL: the path names the refund, the body is a
+        hint, and the refund changes only on the provider's refund status."""
+        refund = await self._find_refund(callback)
+        if refund is None:
+            return await refuse(
+                _refusal(CallbackOutcome.UNKNOWN_PAYMENT, 404, "not_found", "No such refund here.")
+            )
+        callback_id = await self._inbox.record(
+            provider=callback.provider,
+            raw_body=callback.raw_body,
+            headers=callback.headers,
+            source_ip=source_ip,
+            outcome=CallbackOutcome.ACCEPTED.value,
+            payment_id=refund.payment_id,
+            refund_id=refund.id,
+            key=dedupe_key(callback.provider, refund.id, callback.raw_body),
+        )
+        if callback_id is None:
+            return CallbackReply(CallbackOutcome.DUPLICATE, 200, ALREADY_PROCESSED)
+        logger.info(
+            "%s refund callback accepted (claims %s)",
+            callback.provider.value,
+            hint.claimed_status,
+            extra={"refund_id": refund.id, "provider": callback.provider.value},
+        )
+        return await self._verify_by_fetch(
+            lambda: self._check_refund(refund, callback_id),
+            lambda: self._refunds.check_soon(refund.id),
+        )
+
+    async def _find_refund(self, callback: InboundCallback) -> Refund | None:
+        reference = callback.path_reference
+        if reference is None or not is_identifier(reference):
+            return None
+        async with self._sessions() as session:
+            return await refunds_repository.get_by_provider_reference(
+                session, callback.provider.value, reference
+            )
+
+    async def _check_refund(self, found: Refund, callback_id: int) -> CallbackOutcome:
+        try:
+            refund = await self._refunds.check_with_provider(found, Actor.CALLBACK)
+        except Exception as exc:
+            log = logger.warning if isinstance(exc, ProviderError) else logger.exception
+            log(
+                "refund callback check deferred: %s",
+                type(exc).__name__,
+                extra={"refund_id": found.id},
+            )
+            await self._inbox.set_outcome(
+                callback_id, CallbackOutcome.DEFERRED.value, release_key=True
+            )
+            await self._refunds.check_soon(found.id)
+            return CallbackOutcome.DEFERRED
+        if refund.status == RefundStatus.NEEDS_REVIEW.value:
+            await self._inbox.set_outcome(callback_id, CallbackOutcome.MISMATCH.value)
+            return CallbackOutcome.MISMATCH
+        return CallbackOutcome.ACCEPTED
 
     # --- checks ----------------------------------------------------------------------------
     def _authenticate(self, callback: InboundCallback, source: Any) -> CallbackRejection | None:
@@ -200,8 +285,15 @@ class CallbackService:
         return None
 
     # --- verify-by-fetch ---------------------------------------------------------------------
-    async def _verify_by_fetch(self, payment: Payment, callback_id: int) -> CallbackReply:
-        task = asyncio.create_task(self._check(payment, callback_id))
+    async def _verify_by_fetch(
+        self,
+        check: Callable[[], Coroutine[Any, Any, CallbackOutcome]],
+        check_soon: Callable[[], Awaitable[None]],
+    ) -> CallbackReply:
+        """Run ``check`` (ask the provider, apply its answer) within the callback deadline; past
+        it, answer now, let the check finish in the background and ``check_soon`` (the
+        reconciler looks first) in case this process dies before it does."""
+        task = asyncio.create_task(check())
         # MTN is said to wait about 2 s: past the deadline the check goes on in the background.
         deadline = self._settings.callback_verify_deadline_seconds
         done, _ = await asyncio.wait({task}, timeout=deadline)
@@ -214,7 +306,7 @@ class CallbackService:
         # at this payment first should this process die before it does.
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        await self._check_soon(payment.id)
+        await check_soon()
         return CallbackReply(CallbackOutcome.DEFERRED, 200, RECEIVED)
 
     async def _check(self, found: Payment, callback_id: int) -> CallbackOutcome:

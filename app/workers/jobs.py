@@ -23,7 +23,14 @@ DELIVERY_CONCURRENCY = 20
 
 
 async def reconcile_pending(runtime: Runtime) -> SweepReport:
-    return await runtime.reconciler.reconcile()
+    """One sweep over pending payments, then over pending refunds; the payments' report."""
+    report = await runtime.reconciler.reconcile()
+    await reconcile_refunds(runtime)
+    return report
+
+
+async def reconcile_refunds(runtime: Runtime) -> SweepReport:
+    return await runtime.refund_reconciler.reconcile()
 
 
 async def deliver_event(runtime: Runtime, event_id: str) -> DeliveryResult:

@@ -102,7 +102,9 @@ async def startup(ctx: dict[str, Any]) -> None:
             logger.warning(
                 "worker metrics port %d unavailable (%s)", settings.worker_metrics_port, exc
             )
-    runtime = await build_runtime(settings, providers=ctx.get("providers"))
+    runtime = await build_runtime(
+        settings, providers=ctx.get("providers"), refund_providers=ctx.get("refund_providers")
+    )
     runtime.notifier.target = ArqNotifier(
         ctx["redis"], sms_receipts=runtime.settings.sms_configured
     )

@@ -1,5 +1,5 @@
-"""Airtel Money collections (USSD push): everything the gateway knows of Airtel is in this
-folder, named by ``SPEC``."""
+"""Airtel Money collections (USSD push) and refunds: everything the gateway knows of Airtel is in
+this folder, named by ``SPEC``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from app.providers.airtel_money.adapter import AirtelMoneyCollection
 from app.providers.airtel_money.callback import parse_airtel_callback
 from app.providers.airtel_money.callback_hash import verify_airtel_hash
 from app.providers.airtel_money.openapi import AIRTEL_CALLBACK_EXAMPLES, AIRTEL_CALLBACK_SCHEMA
+from app.providers.airtel_money.refunds import AirtelMoneyRefunds
 from app.providers.airtel_money.settings import AirtelMoneySettings
-from app.providers.spec import CallbackRoute, ProviderSpec
+from app.providers.spec import CallbackRoute, ProviderSpec, RefundSupport
 from app.vocabulary import CallbackRejection, Provider
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,20 @@ def _check_hash(
     logger.info("Airtel callback hash matched over %s", variant)
     return None
 
+
+def _refunds_configured(settings: AirtelMoneySettings) -> bool:
+    # Refunds use the collection credentials.
+    return settings.configured
+
+
+# The full amount, once, by the payment's airtel_money_id; the reply is the only answer there is.
+REFUNDS = RefundSupport(
+    build=AirtelMoneyRefunds.from_settings,
+    configured=_refunds_configured,
+    partial=False,
+    status_readable=False,
+    needs_transaction_id=True,
+)
 
 SPEC = ProviderSpec(
     name=Provider.AIRTEL_MONEY,
@@ -49,6 +64,7 @@ SPEC = ProviderSpec(
     check_signature=_check_hash,
     callback_schema=AIRTEL_CALLBACK_SCHEMA,
     callback_examples=AIRTEL_CALLBACK_EXAMPLES,
+    refunds=REFUNDS,
 )
 
-__all__ = ["SPEC", "AirtelMoneyCollection", "AirtelMoneySettings"]
+__all__ = ["SPEC", "AirtelMoneyCollection", "AirtelMoneyRefunds", "AirtelMoneySettings"]

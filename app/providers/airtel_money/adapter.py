@@ -53,12 +53,16 @@ def _answer(response: httpx.Response) -> wire.AirtelAnswer | None:
     return wire.decisive_code(wire.parse_envelope(response_json(response)))
 
 
-def _is_transient(response: httpx.Response) -> bool:
-    # An HTTP 5xx is retried (with the same transaction.id) unless its body is Airtel's word on
-    # the payment: a refusal, "that id already exists" (an earlier attempt landed), or the
-    # wallet's own DP "ambiguous/in process", after which the docs forbid pushing again. A
-    # legacy gateway "processing" code (ESB/ROUTER) on a 5xx says nothing about the wallet;
-    # pushing the same id again is safe, since a push that did land answers as a duplicate.
+def is_transient(response: httpx.Response) -> bool:
+    """Whether an answer is worth sending the same request again (a push or a refund).
+
+    An HTTP 5xx is retried (with the same transaction.id, or the same refund body) unless its
+    body is Airtel's word on the request: a refusal, "that id already exists" (an earlier attempt
+    landed), or the wallet's own DP "ambiguous/in process", after which the docs forbid pushing
+    again. A legacy gateway "processing" code (ESB/ROUTER) on a 5xx says nothing about the
+    wallet; sending again is safe, since a push that did land answers as a duplicate and Airtel
+    refuses a second refund of one transaction.
+    """
     if not is_transient_status(response):
         return False
     answer = _answer(response)
@@ -140,12 +144,10 @@ class AirtelMoneyCollection:
         self.currency = currency
         self._prefix = normalise_prefix(path_prefix)
         self._policy = retry_policy or RetryPolicy()
-        fingerprint = credentials_fingerprint(
+        key = token_cache_key(
             str(client.base_url), self._prefix, client_id, client_secret.get_secret_value()
         )
-        self._auth = CachedTokenAuth(
-            cache=token_cache, key=f"airtel_money:{fingerprint}", fetch=self._fetch_token
-        )
+        self._auth = CachedTokenAuth(cache=token_cache, key=key, fetch=self._fetch_token)
 
     @classmethod
     def from_settings(
@@ -200,7 +202,7 @@ class AirtelMoneyCollection:
         )
 
     async def _send(self, request: httpx.Request, operation: str) -> Reply:
-        """An authenticated call, retried by Airtel's own rules (see ``_is_transient``)."""
+        """An authenticated call, retried by Airtel's own rules (see ``is_transient``)."""
         return await send_with_retries(
             self._client,
             request,
@@ -208,7 +210,7 @@ class AirtelMoneyCollection:
             provider=self.name,
             operation=operation,
             auth=self._auth,
-            is_transient=_is_transient,
+            is_transient=is_transient,
         )
 
     async def get_status(self, reference: str) -> StatusResult:
@@ -242,24 +244,45 @@ class AirtelMoneyCollection:
         return {"X-Country": self._country, "X-Currency": self.currency, "Accept": "*/*"}
 
     async def _fetch_token(self) -> AccessToken:
-        request = self._client.build_request(
-            "POST",
-            f"{self._prefix}/auth/oauth2/token",
-            headers={"Content-Type": "application/json", "Accept": "*/*"},
-            json={
-                "client_id": self._client_id,
-                "client_secret": self._client_secret.get_secret_value(),
-                "grant_type": "client_credentials",
-            },
-        )
-        reply = await send_with_retries(
+        return await fetch_token(
             self._client,
-            request,
+            self._prefix,
+            self._client_id,
+            self._client_secret,
             policy=self._policy,
-            provider=self.name,
-            operation="airtel.token",
         )
-        RULES.require_token_granted(reply.response)
-        payload = response_json(reply.response)
-        token = outcomes.parse_answer(wire.AirtelToken, payload, operation="airtel.token")
-        return AccessToken.from_response(token.access_token, token.expires_in)
+
+
+def token_cache_key(base_url: str, prefix: str, client_id: str, client_secret: str) -> str:
+    """The cache key of the token for these credentials: the push, the enquiry and the refund
+    all use it, so one token request serves them all."""
+    fingerprint = credentials_fingerprint(base_url, prefix, client_id, client_secret)
+    return f"airtel_money:{fingerprint}"
+
+
+async def fetch_token(
+    client: httpx.AsyncClient,
+    prefix: str,
+    client_id: str,
+    client_secret: SecretStr,
+    *,
+    policy: RetryPolicy,
+) -> AccessToken:
+    """Airtel's OAuth client-credentials token for these credentials."""
+    request = client.build_request(
+        "POST",
+        f"{prefix}/auth/oauth2/token",
+        headers={"Content-Type": "application/json", "Accept": "*/*"},
+        json={
+            "client_id": client_id,
+            "client_secret": client_secret.get_secret_value(),
+            "grant_type": "client_credentials",
+        },
+    )
+    reply = await send_with_retries(
+        client, request, policy=policy, provider=Provider.AIRTEL_MONEY, operation="airtel.token"
+    )
+    RULES.require_token_granted(reply.response)
+    payload = response_json(reply.response)
+    token = outcomes.parse_answer(wire.AirtelToken, payload, operation="airtel.token")
+    return AccessToken.from_response(token.access_token, token.expires_in)

@@ -1,5 +1,5 @@
-"""MTN MoMo Collection (request-to-pay): everything the gateway knows of MTN is in this folder,
-named by ``SPEC``."""
+"""MTN MoMo: Collection (request-to-pay) and, for refunds, Disbursement. Everything the gateway
+knows of MTN is in this folder, named by ``SPEC``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from app.callback_tokens import per_payment_url
 from app.providers.mtn_momo.adapter import MtnMomoCollection
 from app.providers.mtn_momo.callback import parse_mtn_callback
 from app.providers.mtn_momo.openapi import MTN_CALLBACK_EXAMPLES, MTN_CALLBACK_SCHEMA
+from app.providers.mtn_momo.refunds import MtnMomoDisbursement
 from app.providers.mtn_momo.settings import MtnMomoSettings
 from app.providers.mtn_momo.signature import verify_hex_signature
-from app.providers.spec import CallbackRoute, ProviderSpec
+from app.providers.spec import CallbackRoute, ProviderSpec, RefundSupport
 from app.vocabulary import CallbackRejection, Provider
 
 # MTN's sandbox payer numbers (46733123450 … 46733123463 and neighbours): only in the sandbox.
@@ -43,6 +44,39 @@ def _payment_callback_url(settings: MtnMomoSettings, secret: bytes, reference: s
         return None
     return per_payment_url(settings.callback_url, secret, reference)
 
+
+def _refund_callback_url(settings: MtnMomoSettings, secret: bytes, reference: str) -> str | None:
+    # Refunds get their own URL below the callback base: /refunds/{reference}/{token}.
+    if not settings.callback_url:
+        return None
+    base = (
+        settings.callback_url
+        if settings.callback_url.endswith("/")
+        else settings.callback_url + "/"
+    )
+    return per_payment_url(base + "refunds/", secret, reference)
+
+
+def _refunds_configured(settings: MtnMomoSettings) -> bool:
+    return settings.refunds_configured
+
+
+REFUNDS = RefundSupport(
+    build=MtnMomoDisbursement.from_settings,
+    configured=_refunds_configured,
+    partial=True,
+    status_readable=True,
+    callback_routes=(
+        CallbackRoute(
+            path="/mtn-momo/refunds/{reference}/{token}",
+            operation="mtn_refund_callback",
+            summary="MTN MoMo per-refund callback",
+            description="The `X-Callback-Url` given with each refund: the refund's reference "
+            "and a token bound to it. MTN's refund status endpoint decides what happened.",
+        ),
+    ),
+    refund_callback_url=_refund_callback_url,
+)
 
 SPEC = ProviderSpec(
     name=Provider.MTN_MOMO,
@@ -76,6 +110,7 @@ SPEC = ProviderSpec(
     callback_may_name_only_the_order=True,
     callback_schema=MTN_CALLBACK_SCHEMA,
     callback_examples=MTN_CALLBACK_EXAMPLES,
+    refunds=REFUNDS,
 )
 
-__all__ = ["SPEC", "MtnMomoCollection", "MtnMomoSettings"]
+__all__ = ["SPEC", "MtnMomoCollection", "MtnMomoDisbursement", "MtnMomoSettings"]

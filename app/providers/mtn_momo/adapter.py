@@ -24,7 +24,7 @@ from app.providers.http import (
     response_json,
     send_with_retries,
 )
-from app.providers.mtn_momo import wire
+from app.providers.mtn_momo import answers, wire
 from app.providers.mtn_momo.settings import MtnMomoSettings
 from app.providers.tokens import (
     AccessToken,
@@ -49,28 +49,6 @@ REQUEST_TO_PAY_PATH = "/collection/v1_0/requesttopay"
 BALANCE_PATH = "/collection/v1_0/account/balance"
 
 
-def _error_code(response: httpx.Response) -> str | None:
-    error = wire.parse_error(response_json(response))
-    return error.code.strip().upper() if error and error.code else None
-
-
-def _describe(response: httpx.Response) -> str:
-    error = wire.parse_error(response_json(response))
-    if error is None:
-        return outcomes.describe_status(response)
-    detail = f"{error.code}: {error.message}" if error.message else str(error.code)
-    return f"HTTP {response.status_code} {detail}"
-
-
-def _is_configuration_error(response: httpx.Response) -> bool:
-    return _error_code(response) in wire.MTN_CONFIGURATION_ERRORS
-
-
-def _names_another_error(response: httpx.Response) -> bool:
-    code = _error_code(response)
-    return code is not None and code not in wire.MTN_NOT_FOUND_CODES
-
-
 def _reference_already_exists(response: httpx.Response) -> InitiationResult | None:
     if response.status_code != 409:
         return None
@@ -80,12 +58,12 @@ def _reference_already_exists(response: httpx.Response) -> InitiationResult | No
 
 
 def _final_refusal(response: httpx.Response) -> outcomes.Refusal | None:
-    code = _error_code(response)
+    code = answers.error_code(response)
     failure = wire.final_initiation_refusal(code)
     if failure is None:
         return None
     return outcomes.Refusal(
-        failure, _describe(response), configuration=code in wire.MTN_CONFIGURATION_ERRORS
+        failure, answers.describe(response), configuration=code in wire.MTN_CONFIGURATION_ERRORS
     )
 
 
@@ -93,19 +71,7 @@ def _is_transient_initiation(response: httpx.Response) -> bool:
     if not is_transient_status(response):
         return False
     # A 500 carrying a final business or configuration code is MTN's way of saying "no".
-    return wire.final_initiation_refusal(_error_code(response)) is None
-
-
-def _is_transient_token(response: httpx.Response) -> bool:
-    # Bad credentials have been seen as 500 {"error": "login_failed"}: no retry fixes those.
-    payload = response_json(response)
-    if isinstance(payload, dict) and payload.get("error") == "login_failed":
-        return False
-    return is_transient_status(response)
-
-
-def _is_transient_query(response: httpx.Response) -> bool:
-    return is_transient_status(response) and not _is_configuration_error(response)
+    return wire.final_initiation_refusal(answers.error_code(response)) is None
 
 
 class MtnMomoCollection:
@@ -200,7 +166,7 @@ class MtnMomoCollection:
         return await RULES.initiate(
             sending,
             log_name="mtn request-to-pay",
-            describe=_describe,
+            describe=answers.describe,
             provider_answer=_reference_already_exists,
             final_refusal=_final_refusal,
         )
@@ -211,7 +177,7 @@ class MtnMomoCollection:
             f"{REQUEST_TO_PAY_PATH}/{quote(reference, safe='')}", operation=operation
         )
         not_found = outcomes.not_found_status(
-            response, describe=_describe, names_another_error=_names_another_error
+            response, describe=answers.describe, names_another_error=answers.names_another_error
         )
         if not_found is not None:
             return not_found
@@ -266,14 +232,17 @@ class MtnMomoCollection:
             provider=self.name,
             operation=operation,
             auth=self._auth,
-            is_transient=_is_transient_query,
+            is_transient=answers.is_transient_query,
         )
         return await RULES.read_or_unavailable(sending, operation=operation)
 
     @staticmethod
     def _require_success(response: httpx.Response, *, operation: str) -> None:
         RULES.require_success(
-            response, operation=operation, describe=_describe, configuration=_is_configuration_error
+            response,
+            operation=operation,
+            describe=answers.describe,
+            configuration=answers.is_configuration_error,
         )
 
     async def _fetch_token(self) -> AccessToken:
@@ -289,7 +258,7 @@ class MtnMomoCollection:
             provider=self.name,
             operation="mtn.token",
             auth=httpx.BasicAuth(self._api_user, self._api_key.get_secret_value()),
-            is_transient=_is_transient_token,
+            is_transient=answers.is_transient_token,
         )
         RULES.require_token_granted(reply.response)
         payload = response_json(reply.response)

@@ -9,9 +9,10 @@ Schema = dict[str, Any]
 MTN_CALLBACK_SCHEMA: Schema = {
     "title": "MtnCallback",
     "description": (
-        "MTN's request-to-pay status body. MTN does not sign it and usually leaves out "
-        "`referenceId`: the per-payment URL names the payment. Nothing in it is believed: the "
-        "gateway re-reads the status from MTN before anything changes."
+        "MTN's request-to-pay status body (on a refund's URL, the refund status body, with "
+        "`payee` instead of `payer`). MTN does not sign it and usually leaves out `referenceId`: "
+        "the per-payment (per-refund) URL names the payment (refund). Nothing in it is believed: "
+        "the gateway re-reads the status from MTN before anything changes."
     ),
     "type": "object",
     "properties": {
@@ -22,6 +23,11 @@ MTN_CALLBACK_SCHEMA: Schema = {
         "currency": {"type": "string"},
         "payer": {
             "type": "object",
+            "properties": {"partyIdType": {"type": "string"}, "partyId": {"type": "string"}},
+        },
+        "payee": {
+            "type": "object",
+            "description": "A refund's: who is paid back.",
             "properties": {"partyIdType": {"type": "string"}, "partyId": {"type": "string"}},
         },
         "payerMessage": {"type": "string"},
@@ -63,6 +69,19 @@ MTN_CALLBACK_EXAMPLES: Schema = {
             "payer": {"partyIdType": "MSISDN", "partyId": "256772123456"},
             "status": "FAILED",
             "reason": "NOT_ENOUGH_FUNDS",
+        },
+    },
+    "refunded": {
+        "summary": "A refund paid back (on /mtn-momo/refunds/{reference}/{token})",
+        "value": {
+            "financialTransactionId": "8123457701",
+            "externalId": "ORD-1001",
+            "amount": "20000",
+            "currency": "UGX",
+            "payee": {"partyIdType": "MSISDN", "partyId": "256772123456"},
+            "payerMessage": "Item out of stock",
+            "payeeNote": "Item out of stock",
+            "status": "SUCCESSFUL",
         },
     },
 }

@@ -151,15 +151,16 @@ def final_initiation_refusal(code: str | None) -> FailureCode | None:
     return mapped
 
 
-def sanitize_note(text: str | None, *, order_id: str) -> str:
+def sanitize_note(text: str | None, *, order_id: str, kind: str = "Payment") -> str:
     """A ``payerMessage``/``payeeNote`` MTN accepts.
 
     MTN answers 400 to some characters (``'``, ``&``) and to more than 128 characters; it also
-    refuses an empty note. Accents are folded to ASCII ("Café" → "Cafe") rather than dropped.
+    refuses an empty note, which becomes "{kind} {order_id}". Accents are folded to ASCII
+    ("Café" → "Cafe") rather than dropped.
     """
     note = _clean_note(text or "")
     if not note:
-        note = _clean_note(f"Payment {order_id}") or "Payment"
+        note = _clean_note(f"{kind} {order_id}") or kind
     return note
 
 
