@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from app.config import Settings
 from app.log_config import configure_logging
+from app.operators.cli import add_merchant_admin_commands, add_operator_commands
 from app.ports import Listener, PortUnavailable, check_listeners, explain_unavailable
 from app.providers.mtn_momo.sandbox_user import add_sandbox_user_command
 from app.refunds.cli import add_refunds_command
@@ -234,39 +235,49 @@ def _merchants_create(args: argparse.Namespace) -> int:
 
 def _merchants_update(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from app.db import create_engine, create_sessionmaker
-    from app.merchants.service import InvalidSmsTemplate, UnknownMerchant, update_sms_receipts
+    from app.merchants.admin import update_callback_url
+    from app.merchants.service import (
+        InvalidCallbackUrl,
+        InvalidSmsTemplate,
+        UnknownMerchant,
+        update_sms_receipts,
+    )
 
-    if args.sms_receipts is None and args.sms_template is None:
-        parser.error("nothing to change: give --sms-receipts, --sms-template or both")
+    sms_change = args.sms_receipts is not None or args.sms_template is not None
+    if not sms_change and args.callback_url is None:
+        parser.error("nothing to change: give --callback-url, --sms-receipts or --sms-template")
 
     async def run() -> int:
         engine = create_engine(Settings().database_url)
+        sessions = create_sessionmaker(engine)
+        printed: dict[str, object] = {"id": args.merchant_id}
         try:
-            updated = await update_sms_receipts(
-                create_sessionmaker(engine),
-                args.merchant_id,
-                enabled=None if args.sms_receipts is None else args.sms_receipts == "on",
-                template=args.sms_template,
-            )
+            if args.callback_url is not None:
+                summary = await update_callback_url(
+                    sessions, args.merchant_id, args.callback_url, source="cli"
+                )
+                printed["callback_url"] = summary.callback_url
+            if sms_change:
+                updated = await update_sms_receipts(
+                    sessions,
+                    args.merchant_id,
+                    enabled=None if args.sms_receipts is None else args.sms_receipts == "on",
+                    template=args.sms_template,
+                )
+                printed.update(
+                    sms_receipts=updated.enabled,
+                    sms_template=updated.template,
+                    example=updated.example,
+                )
         except UnknownMerchant:
             print(f"error: no merchant {args.merchant_id}", file=sys.stderr)
             return 2
-        except InvalidSmsTemplate as exc:
+        except (InvalidSmsTemplate, InvalidCallbackUrl) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         finally:
             await engine.dispose()
-        print(
-            json.dumps(
-                {
-                    "id": updated.merchant_id,
-                    "sms_receipts": updated.enabled,
-                    "sms_template": updated.template,
-                    "example": updated.example,
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps(printed, indent=2))
         return 0
 
     return asyncio.run(run())
@@ -328,8 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--callback-url", required=True, help="where events are POSTed")
     create.set_defaults(func=_merchants_create, uses_database=True)
-    update = merchant_commands.add_parser("update", help="change a merchant's SMS receipts")
+    update = merchant_commands.add_parser(
+        "update", help="change a merchant's callback URL or SMS receipts"
+    )
     update.add_argument("merchant_id", metavar="ID")
+    update.add_argument("--callback-url", metavar="URL", help="where its events go from now on")
     update.add_argument(
         "--sms-receipts", choices=["on", "off"], help="text the payer after each payment"
     )
@@ -340,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     update.set_defaults(func=functools.partial(_merchants_update, update), uses_database=True)
 
+    add_merchant_admin_commands(merchant_commands)
+    add_operator_commands(commands)
     add_refunds_command(commands)
     add_sandbox_user_command(commands)
     return parser

@@ -31,6 +31,7 @@ async def get_current_merchant(
 ) -> AuthenticatedMerchant:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Send your API key as 'Authorization: Bearer <key>'.")
+    # A disabled merchant's key raises MerchantDisabled (401 merchant_disabled) in here.
     merchant = await runtime.merchant_keys.merchant_for(credentials.credentials)
     if merchant is None:
         raise Unauthorized("Unknown API key.")

@@ -3,6 +3,7 @@
     AppError(status, code, detail)   raised by services and routes; rendered as-is
     ├── NotFound                      404 not_found (also for another merchant's objects)
     ├── Unauthorized                  401 unauthorized
+    ├── MerchantDisabled              401 merchant_disabled (a known key of a disabled merchant)
     ├── Conflict                      409 <code>
     └── Unprocessable                 422 <code>, optional per-field errors
 
@@ -60,6 +61,13 @@ class NotFound(AppError):
 class Unauthorized(AppError):
     def __init__(self, detail: str) -> None:
         super().__init__(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class MerchantDisabled(AppError):
+    def __init__(
+        self, detail: str = "This merchant is disabled; contact the gateway's operators."
+    ) -> None:
+        super().__init__(401, "merchant_disabled", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
 class Conflict(AppError):

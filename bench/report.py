@@ -649,3 +649,113 @@ def before_after_section(before: Mapping[str, Any], after: Mapping[str, Any]) ->
             _table(["metric", "before", "after", "after/before"], rows),
         ]
     )
+
+
+def refunds_section(output: Mapping[str, Any]) -> str:
+    """``bench.refunds``: refunds beside payments measured in the same run."""
+    levels = output["levels"]
+    payments = {(r["latency_ms"], r["concurrency"]): r for r in levels if r["kind"] == "payment"}
+    rows = []
+    for r in sorted(levels, key=lambda r: (r["latency_ms"], r["concurrency"])):
+        p = payments.get((r["latency_ms"], r["concurrency"]), {})
+        is_payment = r["kind"] == "payment"
+        calls = ", ".join(f"{k} {v:g}" for k, v in r["provider_calls_per_op"].items())
+        share = r.get("kernel_cpu_share")
+        rows.append(
+            [
+                r["kind"],
+                r["latency_ms"],
+                r["concurrency"],
+                r["requests"],
+                r["throughput"],
+                "" if is_payment else _ratio(r["throughput"], p.get("throughput")),
+                f"{r['p50_ms']} / {r['p99_ms']}",
+                f"{r['cpu_ms_per_op']:.2f}" + (f" ({share * 100:.0f} % sys)" if share else ""),
+                "" if is_payment else f"**{_ratio(r['cpu_ms_per_op'], p.get('cpu_ms_per_op'))}**",
+                r["postgres_cpu_ms_per_op"],
+                ""
+                if is_payment
+                else _ratio(r["postgres_cpu_ms_per_op"], p.get("postgres_cpu_ms_per_op")),
+                calls or "-",
+                r["other_load_cores"],
+                f"{r['ok']}/{r['requests']}"
+                + ("" if r["ok"] == r["requests"] else f" {r['statuses']}"),
+            ]
+        )
+    parts = [
+        "### Refunds beside payments",
+        "",
+        f"Gateway: `momo-gateway serve`, one uvicorn process, {output['gateway_env']}. Provider "
+        f"latency on {output['latency_scope']}. Setup (not measured): "
+        f"{output['setup_payments']['mtn_momo']} MTN and "
+        f"{output['setup_payments']['airtel_money']} successful Airtel payments of UGX 50,000, "
+        "created at the simulator through its provider APIs and written into the database "
+        "directly; the simulator sends no callbacks (each level is the API call alone). At each "
+        "latency and concurrency, three levels back to back with the same load generator: "
+        "*payment* = `POST /v1/payments` (MTN), *mtn refund* = `POST /v1/refunds` of UGX 20,000 "
+        "(two per payment, the second half a level after the first), *airtel refund* = "
+        "`POST /v1/refunds` without an amount (full, answered `succeeded` at once). CPU is the "
+        "gateway process's user+system time over the level divided by the rows it created; "
+        "PostgreSQL's likewise. Ratios are against the payment level at the same latency and "
+        "concurrency.",
+        "",
+        _table(
+            [
+                "kind",
+                "latency ms",
+                "c",
+                "requests",
+                "/s",
+                "/s ÷ payments",
+                "p50 / p99 ms",
+                "gateway CPU ms/op",
+                "CPU ÷ payment",
+                "PG CPU ms/op",
+                "PG ÷ payment",
+                "provider calls / op",
+                "other load, cores",
+                "201",
+            ],
+            rows,
+        ),
+    ]
+    contention = output.get("contention")
+    if contention:
+        parts += [
+            "",
+            "Contention probe (all at once): three UGX 20,000 refunds of each of "
+            f"{contention['mtn_payments']} UGX 50,000 MTN payments — two taken, one refused for "
+            f"{contention['mtn_payments_two_taken_one_refused']}; two full refunds of each of "
+            f"{contention['airtel_payments']} Airtel payments — one taken, one refused for "
+            f"{contention['airtel_payments_one_taken_one_refused']}; refusals "
+            f"{contention['refusals']}.",
+        ]
+    checks = output["checks"]
+    parts += [
+        "",
+        "Checks at the end: gateway refunds by status "
+        f"{checks['gateway_refunds_by_status']}; simulator refunds {checks['simulator_refunds']} "
+        f"({checks['simulator_refunds_by_status']}), payouts per refund "
+        f"{checks['simulator_payouts_per_refund']}, create requests per MTN refund "
+        f"{checks['simulator_create_requests_per_mtn_refund']}; payments with non-failed refunds "
+        f"above their amount: {checks['payments_over_refunded']}. "
+        + (
+            "**Problems: " + "; ".join(checks["problems"]) + "**"
+            if checks["problems"]
+            else "Every measured request answered 201 and every invariant held."
+        ),
+    ]
+    profiles = output.get("profiles") or {}
+    for kind, title in (("mtn refund", "an MTN refund"), ("payment", "a payment")):
+        prof = profiles.get(kind)
+        if not prof:
+            continue
+        parts += [
+            "",
+            f"Where {title}'s gateway CPU goes (py-spy `--gil --nonblocking` at 200 Hz while the "
+            f"0 ms, c=64 level ran again; {prof['samples']} samples; raw stacks in "
+            f"`{_relative(prof['raw_path'])}`, git-ignored):",
+            "",
+            _table(["step", "% of samples"], [[k, v] for k, v in prof["steps"]]),
+        ]
+    return "\n".join(parts)

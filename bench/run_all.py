@@ -1,6 +1,6 @@
 """Every benchmark in one run, numbers side by side, written into BENCHMARKS.md.
 
-    .venv/bin/python -m bench.run_all            # ~15-20 minutes on 2 cores
+    .venv/bin/python -m bench.run_all            # ~18-23 minutes on 2 cores
     .venv/bin/python -m bench.run_all --quick    # a smoke run: few requests, 1,000 reconciles
 
 The generated block of BENCHMARKS.md (between the ``bench:begin``/``bench:end`` markers) is
@@ -18,7 +18,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import callbacks, cold_burst, harness, initiation, peer, profile, reconcile, report
+from bench import (
+    callbacks,
+    cold_burst,
+    harness,
+    initiation,
+    peer,
+    profile,
+    reconcile,
+    refunds,
+    report,
+)
 
 BENCHMARKS_MD = harness.REPO / "BENCHMARKS.md"
 PEER_PAYMENTS = 2000
@@ -56,8 +66,9 @@ def render(
         summary = profile.summarise(Path(profile_result["raw_path"]))
         profile_result.update(asdict(summary))
     command = ".venv/bin/python -m bench.run_all" + (" --quick" if quick else "")
+    refund_result = results.get("refunds")  # absent from runs before bench.refunds existed
     commands = [
-        f"{command}   # = the five below, in this order, in one go",
+        f"{command}   # = the {'six' if refund_result else 'five'} below, in this order, in one go",
         ".venv/bin/python -m bench.initiation" + (" --quick" if quick else ""),
         ".venv/bin/python -m bench.peer --latency 0.3 "
         f"--payments {peer_result['payments']} --threads {PEER_THREADS}",
@@ -66,6 +77,8 @@ def render(
         f"--concurrency {cb['concurrency']}",
         f".venv/bin/python -m bench.reconcile --payments {rec['runs'][0]['payments']}",
     ]
+    if refund_result:
+        commands.append(".venv/bin/python -m bench.refunds" + (" --quick" if quick else ""))
     block = "\n\n".join(
         [
             f"## Results ({finished})"
@@ -78,6 +91,7 @@ def render(
             report.cold_burst_section(burst),
             report.callbacks_section(cb),
             report.reconcile_section(rec),
+            *([report.refunds_section(refund_result)] if refund_result else []),
             report.rss_section(init, cb, rec, peer_result),
             report.profile_section(init.get("profile")),
         ]
@@ -138,6 +152,8 @@ def main() -> None:
     cb = callbacks.run(payments=300 if args.quick else 1500, log=log)
     log("5. reconcile")
     rec = reconcile.run(payments=1000 if args.quick else reconcile.PAYMENTS, log=log)
+    log("6. refunds")
+    refund_result = refunds.run(quick=args.quick, log=log)
     minutes = (time.monotonic() - started) / 60
     end_state = harness.git_state()
     if end_state != machine.get("git"):
@@ -151,6 +167,7 @@ def main() -> None:
         "cold_burst": burst,
         "callbacks": cb,
         "reconcile": rec,
+        "refunds": refund_result,
         "minutes": minutes,
         "quick": args.quick,
         "finished_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -319,7 +319,7 @@ async def test_downgrade_to_base_asks_for_yes_only_when_payments_would_be_lost(
     assert (await migrate())[0] == 0
     await add_a_payment(blank_database)
 
-    for target in ("base", "-3"):  # three revisions so far: -3 is base
+    for target in ("base", "-4"):  # four revisions so far: -4 is base
         code, output = await migrate("--downgrade", target)
         assert code == 2
         assert "1 payment" in output

@@ -198,6 +198,7 @@ KNOWN_ARGUMENTS: dict[str, frozenset[str]] = {
     "reply.outcome.value": _values(CallbackOutcome),
     "updated.status": _values(PaymentStatus),
     "change.actor.value": _values(Actor),
+    "Actor.OPERATOR.value": frozenset({Actor.OPERATOR.value}),
     "provider.value": PROVIDERS,
     "payment.provider": PROVIDERS,
     "refund.provider": PROVIDERS,

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,6 +23,7 @@ from app.events import repository
 from app.events.models import OutboxEvent
 from app.events.schedule import retry_delay
 from app.events.signing import signature_headers
+from app.merchants.models import Merchant
 from app.metrics import DELIVERY_ATTEMPTS
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,19 @@ def build_delivery_client() -> httpx.AsyncClient:
 @dataclass(frozen=True)
 class DeliveryResult:
     event_id: str
-    sent: bool  # False: not due, already delivered, or claimed by someone else
+    # False: not due, already delivered, claimed by someone else, or its merchant is disabled
+    sent: bool
     delivered: bool = False
     status_code: int | None = None
+
+
+def signing_secrets(merchant: Merchant, now: datetime) -> tuple[str, str | None]:
+    """The secret to sign with, and the one it replaced while its grace period lasts: a
+    storefront still holding the old secret keeps verifying deliveries until then."""
+    expires_at = merchant.previous_secret_expires_at
+    if merchant.previous_webhook_secret is not None and expires_at is not None and expires_at > now:
+        return merchant.webhook_secret, merchant.previous_webhook_secret
+    return merchant.webhook_secret, None
 
 
 def event_body(event: OutboxEvent) -> bytes:
@@ -77,10 +88,13 @@ class EventDelivery:
             ):
                 return DeliveryResult(event_id, sent=False)
             event, merchant = await repository.event_and_merchant(session, event_id)
-            url, secret, body = merchant.callback_url, merchant.webhook_secret, event_body(event)
+            url, body = merchant.callback_url, event_body(event)
+            secret, previous_secret = signing_secrets(merchant, now)
             attempt_number = event.attempt_count + 1
 
-        status_code, error, latency_ms = await self._post(url, secret, event_id, body)
+        status_code, error, latency_ms = await self._post(
+            url, event_id, body, secret=secret, previous_secret=previous_secret
+        )
         delivered = status_code is not None and 200 <= status_code < 300
         DELIVERY_ATTEMPTS.labels(
             "delivered" if delivered else ("error" if status_code is None else "rejected")
@@ -96,12 +110,12 @@ class EventDelivery:
         return DeliveryResult(event_id, sent=True, delivered=delivered, status_code=status_code)
 
     async def _post(
-        self, url: str, secret: str, event_id: str, body: bytes
+        self, url: str, event_id: str, body: bytes, *, secret: str, previous_secret: str | None
     ) -> tuple[int | None, str | None, int]:
-        headers = {
-            "Content-Type": "application/json",
-            **signature_headers(secret, event_id, int(time.time()), body),
-        }
+        signed = signature_headers(
+            secret, event_id, int(time.time()), body, previous_secret=previous_secret
+        )
+        headers = {"Content-Type": "application/json", **signed}
         started = time.perf_counter()
         try:
             response = await self._client.post(url, content=body, headers=headers)

@@ -24,10 +24,16 @@ _INSERT_EVENT = _EVENTS.insert()
 
 
 async def insert_event(
-    connection: AsyncConnection, payment: Payment, event_type: EventType, at: datetime
+    connection: AsyncConnection,
+    payment: Payment,
+    event_type: EventType,
+    at: datetime,
+    *,
+    operator_action_id: int | None = None,
 ) -> str:
     """Insert the event announcing ``payment`` as it now is, on ``connection``'s transaction,
-    due for delivery at once. Returns the event's id."""
+    due for delivery at once. Returns the event's id. ``operator_action_id``: the audit entry of
+    the operator's resolution that caused it."""
     return await _insert(
         connection,
         merchant_id=payment.merchant_id,
@@ -36,6 +42,7 @@ async def insert_event(
         event_type=event_type,
         data=payment_json(payment),
         at=at,
+        operator_action_id=operator_action_id,
     )
 
 
@@ -48,6 +55,7 @@ async def insert_refund_event(
     event_type: EventType,
     data: dict[str, Any],
     at: datetime,
+    operator_action_id: int | None = None,
 ) -> str:
     """Insert the event announcing a refund (``data``: the refund object as it now is)."""
     return await _insert(
@@ -58,6 +66,7 @@ async def insert_refund_event(
         event_type=event_type,
         data=data,
         at=at,
+        operator_action_id=operator_action_id,
     )
 
 
@@ -70,6 +79,7 @@ async def _insert(
     event_type: EventType,
     data: dict[str, Any],
     at: datetime,
+    operator_action_id: int | None,
 ) -> str:
     event_id = new_id("evt")
     await connection.execute(
@@ -79,6 +89,7 @@ async def _insert(
             "merchant_id": merchant_id,
             "payment_id": payment_id,
             "refund_id": refund_id,
+            "operator_action_id": operator_action_id,
             "type": event_type.value,
             "payload": {
                 "id": event_id,

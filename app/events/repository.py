@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events.models import DeliveryAttempt, OutboxEvent
@@ -17,18 +17,30 @@ async def claim_for_delivery(
     session: AsyncSession, event_id: str, *, now: datetime, lease: timedelta
 ) -> bool:
     """Take an event that is due, pushing its next attempt past the lease so nobody else
-    sends it meanwhile (the sweep and a job may both try). Returns whether we got it."""
+    sends it meanwhile (the sweep and a job may both try). Returns whether we got it.
+
+    A disabled merchant's events are not taken: they wait, untouched (no attempt, nothing
+    counted against their retries), until the merchant is enabled again."""
     result = await session.execute(
         update(OutboxEvent)
         .where(
             OutboxEvent.id == event_id,
             OutboxEvent.delivery_status == "pending",
             or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now),
+            _merchant_enabled(),
         )
         .values(next_attempt_at=now + lease)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+def _merchant_enabled() -> ColumnElement[bool]:
+    return (
+        select(Merchant.id)
+        .where(Merchant.id == OutboxEvent.merchant_id, Merchant.disabled_at.is_(None))
+        .exists()
+    )
 
 
 async def event_and_merchant(session: AsyncSession, event_id: str) -> tuple[OutboxEvent, Merchant]:
@@ -109,12 +121,15 @@ async def pending_delivery_count(session: AsyncSession) -> int:
 
 
 async def due_event_ids(session: AsyncSession, *, now: datetime, limit: int) -> Sequence[str]:
+    """Events due for an attempt, oldest due first; a disabled merchant's events are not."""
     return (
         await session.scalars(
             select(OutboxEvent.id)
+            .join(Merchant, Merchant.id == OutboxEvent.merchant_id)
             .where(
                 OutboxEvent.delivery_status == "pending",
                 or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now),
+                Merchant.disabled_at.is_(None),
             )
             .order_by(OutboxEvent.next_attempt_at)
             .limit(limit)

@@ -52,12 +52,27 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def signature_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The three headers a delivery carries: ``webhook-id``, ``-timestamp``, ``-signature``."""
+def signature_headers(
+    secret: str,
+    msg_id: str,
+    timestamp: int,
+    body: bytes,
+    *,
+    previous_secret: str | None = None,
+) -> dict[str, str]:
+    """The three headers a delivery carries: ``webhook-id``, ``-timestamp``, ``-signature``.
+
+    With ``previous_secret`` (a rotation's grace period), ``webhook-signature`` carries two
+    space-separated signatures, the new secret's first, as Standard Webhooks allows: a
+    storefront that holds either secret accepts the delivery.
+    """
+    signature = sign(secret, msg_id, timestamp, body)
+    if previous_secret is not None and previous_secret != secret:
+        signature += " " + sign(previous_secret, msg_id, timestamp, body)
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id, timestamp, body),
+        "webhook-signature": signature,
     }
 
 

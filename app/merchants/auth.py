@@ -5,10 +5,17 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.merchants.service import hash_api_key, merchant_for_api_key
+from app.db import utcnow
+from app.errors import MerchantDisabled
+from app.merchants.service import hash_api_key, match_api_key
+
+# How long a process trusts what it last read about a key. Operators' changes made in another
+# process (a disable, a rotation with no grace) take effect here within this many seconds.
+DEFAULT_TTL_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -17,39 +24,81 @@ class AuthenticatedMerchant:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    merchant: AuthenticatedMerchant
+    disabled: bool
+    cached_until: float  # time.monotonic()
+    # The end of a previous key's grace period (None for a current key), checked on every hit:
+    # a cached entry never outlives the key it is about.
+    key_expires_at: datetime | None
+
+
 class ApiKeyCache:
-    """Remembers keys that matched a merchant for ``ttl`` seconds (hashed, never the key).
+    """Remembers, for ``ttl`` seconds (5 by default), which merchant a key belongs to and
+    whether that merchant is disabled: hashed, never the key.
 
     Only hits are kept: a new key works at once, and an unknown key is looked up every time.
-    A merchant removed from the database stops authenticating within ``ttl``.
+    A previous key (after a rotation) is served until the very second its grace period ends,
+    never after, however long the entry had left. In this process ``invalidate_merchant``
+    applies an operator's change at once; another process's cache notices a disable, a key
+    rotated away with no grace, or a removed merchant within ``ttl`` (5 s).
     """
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
-        ttl: float = 60.0,
+        ttl: float = DEFAULT_TTL_SECONDS,
         max_entries: int = 10_000,
     ) -> None:
         self._sessions = sessions
         self._ttl = ttl
         self._max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[AuthenticatedMerchant, float]] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
 
     async def merchant_for(self, api_key: str) -> AuthenticatedMerchant | None:
+        """The merchant ``api_key`` belongs to, None for an unknown (or expired) key, and
+        MerchantDisabled (401 merchant_disabled) for a disabled merchant's key."""
+        entry = await self._entry_for(api_key)
+        if entry is None:
+            return None
+        if entry.disabled:
+            raise MerchantDisabled()
+        return entry.merchant
+
+    async def _entry_for(self, api_key: str) -> _Entry | None:
         key_hash = hash_api_key(api_key)
         now = time.monotonic()
         entry = self._entries.get(key_hash)
-        if entry is not None and entry[1] > now:
-            return entry[0]
+        if entry is not None and entry.cached_until > now and _key_still_valid(entry):
+            return entry
         async with self._sessions() as session:
-            merchant = await merchant_for_api_key(session, api_key)
-        if merchant is None:
+            match = await match_api_key(session, api_key)
+        if match is None:
             self._entries.pop(key_hash, None)
             return None
-        found = AuthenticatedMerchant(id=merchant.id, name=merchant.name)
-        self._entries[key_hash] = (found, now + self._ttl)
+        merchant = match.merchant
+        entry = _Entry(
+            merchant=AuthenticatedMerchant(id=merchant.id, name=merchant.name),
+            disabled=merchant.disabled_at is not None,
+            cached_until=now + self._ttl,
+            key_expires_at=match.key_expires_at,
+        )
+        self._entries[key_hash] = entry
         self._entries.move_to_end(key_hash)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
-        return found
+        return entry
+
+    def invalidate_merchant(self, merchant_id: str) -> int:
+        """Forget every key of ``merchant_id`` (after a rotation, a disable or an enable in
+        this process), so the next request reads the database. Returns how many were dropped."""
+        stale = [key for key, entry in self._entries.items() if entry.merchant.id == merchant_id]
+        for key in stale:
+            del self._entries[key]
+        return len(stale)
+
+
+def _key_still_valid(entry: _Entry) -> bool:
+    return entry.key_expires_at is None or entry.key_expires_at > utcnow()

@@ -27,3 +27,11 @@ class Merchant(Base):
     sms_receipts: Mapped[bool] = mapped_column(default=False, server_default=false())
     sms_template: Mapped[str | None] = mapped_column(String(160))
     sms_receipts_since: Mapped[datetime | None]
+    # Operators' switches (app.merchants.admin). A disabled merchant's key is refused
+    # (merchant_disabled); its payments still settle and its events wait.
+    disabled_at: Mapped[datetime | None]
+    # After a rotation the previous key and secret keep working until these times.
+    previous_api_key_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    previous_key_expires_at: Mapped[datetime | None]
+    previous_webhook_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_secret_expires_at: Mapped[datetime | None]

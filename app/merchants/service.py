@@ -1,13 +1,18 @@
-"""Creating merchants, finding the merchant behind an API key, and their SMS receipt settings."""
+"""Creating merchants, finding the merchant behind an API key, and their SMS receipt settings.
+
+Operators' changes to a merchant (rotation, disabling, a new callback URL) are in
+``app.merchants.admin``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import new_id, utcnow
@@ -17,13 +22,17 @@ from app.sms.template import DEFAULT_TEMPLATE, InvalidSmsTemplate, example, vali
 
 __all__ = [
     "API_KEY_PREFIX",
+    "ApiKeyMatch",
     "InvalidCallbackUrl",
     "InvalidSmsTemplate",
     "NewMerchantCredentials",
     "SmsReceiptSettings",
     "UnknownMerchant",
+    "api_key_prefix",
     "create_merchant",
+    "generate_api_key",
     "hash_api_key",
+    "match_api_key",
     "merchant_for_api_key",
     "update_sms_receipts",
     "validate_callback_url",
@@ -42,6 +51,16 @@ class UnknownMerchant(LookupError):
 
 def hash_api_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def generate_api_key() -> str:
+    """A new merchant API key: ``mgw_`` + 32 random bytes, URL-safe base64."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def api_key_prefix(api_key: str) -> str:
+    """The start of a key, kept in clear so people can tell keys apart (``mgw_`` + 8)."""
+    return api_key[:12]
 
 
 def validate_callback_url(url: str) -> str:
@@ -73,12 +92,12 @@ async def create_merchant(
     if not name.strip():
         raise ValueError("merchant name must not be empty")
     url = validate_callback_url(callback_url)
-    api_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = generate_api_key()
     merchant = Merchant(
         id=new_id("mer"),
         name=name.strip(),
         api_key_hash=hash_api_key(api_key),
-        api_key_prefix=api_key[:12],
+        api_key_prefix=api_key_prefix(api_key),
         callback_url=url,
         webhook_secret=generate_webhook_secret(),
     )
@@ -93,10 +112,48 @@ async def create_merchant(
     )
 
 
-async def merchant_for_api_key(session: AsyncSession, api_key: str) -> Merchant | None:
-    return await session.scalar(
-        select(Merchant).where(Merchant.api_key_hash == hash_api_key(api_key))
-    )
+@dataclass(frozen=True)
+class ApiKeyMatch:
+    """The merchant a key belongs to, and until when that key works: None for its current key,
+    the end of the grace period for the key it had before a rotation."""
+
+    merchant: Merchant
+    key_expires_at: datetime | None
+
+
+async def match_api_key(
+    session: AsyncSession, api_key: str, *, now: datetime | None = None
+) -> ApiKeyMatch | None:
+    """The merchant whose current key is ``api_key``, or whose previous key it is while that
+    key's grace lasts (``previous_key_expires_at`` later than ``now``, exactly). Disabled
+    merchants match too: refusing them (merchant_disabled, not an unknown key) is the caller's."""
+    key_hash = hash_api_key(api_key)
+    found = (
+        await session.scalars(
+            select(Merchant)
+            .where(
+                or_(Merchant.api_key_hash == key_hash, Merchant.previous_api_key_hash == key_hash)
+            )
+            .limit(2)
+        )
+    ).all()
+    current = next((merchant for merchant in found if merchant.api_key_hash == key_hash), None)
+    if current is not None:
+        return ApiKeyMatch(current, None)
+    at = utcnow() if now is None else now
+    for merchant in found:
+        expires_at = merchant.previous_key_expires_at
+        if expires_at is not None and expires_at > at:
+            return ApiKeyMatch(merchant, expires_at)
+    return None
+
+
+async def merchant_for_api_key(
+    session: AsyncSession, api_key: str, *, now: datetime | None = None
+) -> Merchant | None:
+    """The merchant behind ``api_key`` (see ``match_api_key``; disabled ones included)."""
+    match = await match_api_key(session, api_key, now=now)
+    return None if match is None else match.merchant
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,11 @@ PROBLEMS: dict[str, _Problem] = {
         "starting_after 'pay_0193b2c4f1a2d41f8e0c2b7a9d3e5f00' is unknown",
     ),
     "unauthorized": _Problem(401, "Missing or unknown API key", "Unknown API key."),
+    "merchant_disabled": _Problem(
+        401,
+        "An operator switched this merchant off",
+        "This merchant is disabled; contact the gateway's operators.",
+    ),
     "not_found": _Problem(404, "No such object for this merchant", "No such payment."),
     "order_already_has_payment": _Problem(
         409,
@@ -247,7 +252,7 @@ PROBLEMS: dict[str, _Problem] = {
 # Which codes an operation can answer, by status. Routes not listed take their group's codes.
 _API_CODES: dict[int, tuple[str, ...]] = {
     400: ("malformed_json", "invalid_idempotency_key", "invalid_cursor"),
-    401: ("unauthorized",),
+    401: ("unauthorized", "merchant_disabled"),
     404: ("not_found",),
     409: ("order_already_has_payment", "idempotency_request_in_progress"),
     413: ("payload_too_large",),

@@ -46,6 +46,12 @@ ALLOWED_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
 }
 
 
+# What a person may settle that no machine should: a payment in needs_review becomes successful
+# or failed, with a note, by an operator (app.operators.resolution).
+OPERATOR_RESOLUTIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    PaymentStatus.NEEDS_REVIEW: frozenset({PaymentStatus.SUCCESSFUL, PaymentStatus.FAILED}),
+}
+
 # Longer than any initiation can run (three attempts, 30 s read timeouts, backoff). A payment
 # whose initiation has not finished after this was abandoned by a process that died mid-call.
 ABANDONED_INITIATION_AFTER = timedelta(minutes=10)
@@ -57,6 +63,7 @@ class Actor(StrEnum):
     API = "api"
     CALLBACK = "callback"
     RECONCILER = "reconciler"
+    OPERATOR = "operator"  # a person's resolution (app.operators.resolution)
 
 
 class EventType(StrEnum):

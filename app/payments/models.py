@@ -69,5 +69,7 @@ class PaymentTransition(Base):
     from_status: Mapped[str | None] = mapped_column(String(20))
     to_status: Mapped[str] = mapped_column(String(20))
     actor: Mapped[str] = mapped_column(String(20))
+    # The operator, when ``actor`` is "operator" (a resolution).
+    operator_id: Mapped[str | None] = mapped_column(ForeignKey("operators.id"))
     detail: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

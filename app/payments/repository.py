@@ -48,7 +48,15 @@ _ATTRIBUTE_FOR_COLUMN: dict[str, str] = {
 _COLUMN_FOR_ATTRIBUTE = {attribute: column for column, attribute in _ATTRIBUTE_FOR_COLUMN.items()}
 
 _INSERT_PAYMENT = insert_with_named_params(PAYMENTS, list(_ATTRIBUTE_FOR_COLUMN), "payment")
-_AUDIT_COLUMNS = ("payment_id", "from_status", "to_status", "actor", "detail", "created_at")
+_AUDIT_COLUMNS = (
+    "payment_id",
+    "from_status",
+    "to_status",
+    "actor",
+    "operator_id",
+    "detail",
+    "created_at",
+)
 _INSERT_TRANSITION = insert_with_named_params(TRANSITIONS, _AUDIT_COLUMNS, "audit")
 # Bound parameter names must differ from column names: the other keys become the SET clause.
 _UPDATE_RETURNING = (
@@ -101,6 +109,7 @@ def transition_values(
     actor: str,
     detail: str | None,
     at: datetime,
+    operator_id: str | None = None,
 ) -> dict[str, Any]:
     """The parameters of an audit row's INSERT."""
     return {
@@ -108,6 +117,7 @@ def transition_values(
         "audit_from_status": from_status.value if from_status else None,
         "audit_to_status": to_status.value,
         "audit_actor": actor,
+        "audit_operator_id": operator_id,
         "audit_detail": detail[:255] if detail else None,
         "audit_created_at": at,
     }

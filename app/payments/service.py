@@ -10,11 +10,11 @@ is written and its request-to-pay recorded, in ``app.payments.creation``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import BoundWrite, execute_write, utcnow
@@ -26,11 +26,18 @@ from app.pagination import cursor_row
 from app.payments import repository
 from app.payments.creation import CreationHooks, PaymentCreation
 from app.payments.decision import Change, Deadlines, decide
-from app.payments.domain import ALLOWED_TRANSITIONS, EVENT_FOR_STATUS, Actor, PaymentStatus
+from app.payments.domain import (
+    ALLOWED_TRANSITIONS,
+    EVENT_FOR_STATUS,
+    OPERATOR_RESOLUTIONS,
+    Actor,
+    PaymentStatus,
+)
 from app.payments.models import Payment
 from app.payments.validation import NewPayment
 from app.providers.base import PaymentProvider, StatusResult
-from app.providers.errors import ProviderUnavailable
+from app.providers.errors import ProviderError, ProviderUnavailable
+from app.status_reads import StatusReadLog
 from app.vocabulary import Provider
 
 logger = logging.getLogger(__name__)
@@ -40,6 +47,10 @@ class EventNotifier(Protocol):
     """Told, after commit, which events were just created (to schedule their delivery)."""
 
     async def events_committed(self, event_ids: Sequence[str]) -> None: ...
+
+
+# Writes an operator's audit entry on the resolution's own connection; returns the entry's id.
+RecordAudit = Callable[[AsyncConnection], Awaitable[int]]
 
 
 class _NoNotifier:
@@ -62,6 +73,7 @@ class PaymentService:
         self._sessions = sessions
         self._providers = providers
         self._notifier = notifier or _NoNotifier()
+        self._reads = StatusReadLog(engine)
         self._deadlines = Deadlines(
             payment_timeout=timedelta(seconds=settings.payment_timeout_seconds),
             not_found_grace=timedelta(seconds=settings.reconcile_min_age_seconds),
@@ -132,8 +144,28 @@ class PaymentService:
             payment = await self._reload(payment)
         provider = self._provider(Provider(payment.provider))
         with payment_log_context(payment.id, payment.provider):
-            result = await provider.get_status(payment.provider_reference)
+            try:
+                result = await provider.get_status(payment.provider_reference)
+            except ProviderError as exc:
+                await self._record_read(payment, actor, None, type(exc).__name__)
+                raise
+        await self._record_read(payment, actor, result)
         return await self.apply_status(payment, result, actor)
+
+    async def _record_read(
+        self, payment: Payment, actor: Actor, answer: StatusResult | None, error: str | None = None
+    ) -> None:
+        try:
+            await self._reads.record(
+                provider=payment.provider,
+                actor=actor.value,
+                answer=answer,
+                payment_id=payment.id,
+                error=error,
+            )
+        except Exception:
+            # The timeline's record of a read is worth less than acting on it.
+            logger.exception("could not record a status read", extra={"payment_id": payment.id})
 
     async def apply_status(self, payment: Payment, result: StatusResult, actor: Actor) -> Payment:
         change = decide(payment, result, actor=actor, now=utcnow(), deadlines=self._deadlines)
@@ -212,6 +244,63 @@ class PaymentService:
             from_status.value,
             change.to_status.value,
             extra={"payment_id": payment_id, "actor": change.actor.value},
+        )
+        await self._notifier.events_committed([event_id])
+        return payment
+
+    async def resolve(
+        self,
+        payment_id: str,
+        to_status: PaymentStatus,
+        *,
+        note: str,
+        operator_id: str,
+        record_audit: RecordAudit,
+    ) -> Payment | None:
+        """An operator settles a payment in needs_review: one transaction holds the conditional
+        update, the operator's audit entry (``record_audit``), the audit row with the operator
+        as actor and the event, tied to the entry. None when the payment was not (or no longer)
+        in needs_review: of two concurrent resolutions, one wins and one event goes out."""
+        if to_status not in OPERATOR_RESOLUTIONS[PaymentStatus.NEEDS_REVIEW]:
+            raise ValueError(f"needs_review → {to_status} is not a resolution")
+        now = utcnow()
+        values: dict[str, Any] = {"status": to_status.value, "updated_at": now, "completed_at": now}
+        if to_status is PaymentStatus.SUCCESSFUL:
+            values.update(failure_code=None, failure_message=None)
+        else:
+            values["failure_message"] = f"Resolved as failed by an operator: {note}"[:255]
+        async with self._engine.begin() as connection:
+            payment = await repository.conditional_update(
+                connection, payment_id, PaymentStatus.NEEDS_REVIEW, values
+            )
+            if payment is None:
+                return None
+            action_id = await record_audit(connection)
+            await repository.insert_transition(
+                connection,
+                repository.transition_values(
+                    payment_id=payment_id,
+                    from_status=PaymentStatus.NEEDS_REVIEW,
+                    to_status=to_status,
+                    actor=Actor.OPERATOR.value,
+                    detail=note,
+                    at=now,
+                    operator_id=operator_id,
+                ),
+            )
+            event_id = await insert_event(
+                connection, payment, EVENT_FOR_STATUS[to_status], now, operator_action_id=action_id
+            )
+        PAYMENT_TRANSITIONS.labels(
+            payment.provider,
+            PaymentStatus.NEEDS_REVIEW.value,
+            to_status.value,
+            Actor.OPERATOR.value,
+        ).inc()
+        logger.info(
+            "payment needs_review → %s, resolved by an operator",
+            to_status.value,
+            extra={"payment_id": payment_id, "actor": Actor.OPERATOR.value},
         )
         await self._notifier.events_committed([event_id])
         return payment

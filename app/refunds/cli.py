@@ -27,6 +27,38 @@ def add_refunds_command(subparsers: argparse._SubParsersAction[argparse.Argument
     create.add_argument("--amount", help="in the payment's currency, e.g. 20000 (default: all)")
     create.add_argument("--reason", help="shown to the payer where the provider allows it")
     create.set_defaults(func=_create, uses_database=True)
+    resolve = commands.add_parser(
+        "resolve", help="settle a needs_review refund by hand, with a note; emits its event"
+    )
+    resolve.add_argument("refund_id", metavar="ID")
+    resolve.add_argument("--status", required=True, choices=["succeeded", "failed"])
+    resolve.add_argument("--note", required=True, help="why (at least 10 characters)")
+    resolve.add_argument("--operator", required=True, metavar="EMAIL", help="the admin acting")
+    resolve.set_defaults(func=_resolve, uses_database=True)
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    return asyncio.run(_resolve_refund(args.refund_id, args.status, args.note, args.operator))
+
+
+async def _resolve_refund(refund_id: str, status: str, note: str, operator: str) -> int:
+    from app.operators.resolution import NothingToResolve, ResolutionRefused, resolve_refund
+    from app.operators.service import OperatorNotAllowed
+    from app.refunds.schemas import refund_json
+    from app.runtime import build_runtime
+
+    runtime = await build_runtime(Settings())
+    try:
+        resolved = await resolve_refund(
+            runtime, refund_id, status=status, note=note, operator_email=operator, source="cli"
+        )
+    except (NothingToResolve, ResolutionRefused, OperatorNotAllowed) as exc:
+        print(f"error: {str(exc).strip(chr(39))}", file=sys.stderr)
+        return EXIT_REFUSED
+    finally:
+        await runtime.aclose()
+    print(json.dumps(refund_json(resolved), indent=2))
+    return 0
 
 
 def _create(args: argparse.Namespace) -> int:

@@ -36,6 +36,9 @@ ALLOWED_REFUND_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
     RefundStatus.NEEDS_REVIEW: frozenset(),
 }
 
+# What a person may settle: a refund in needs_review becomes succeeded or failed, with a note.
+OPERATOR_REFUND_RESOLUTIONS = frozenset({RefundStatus.SUCCEEDED, RefundStatus.FAILED})
+
 EVENT_FOR_REFUND_STATUS: dict[RefundStatus, EventType] = {
     RefundStatus.SUCCEEDED: EventType.REFUND_SUCCEEDED,
     RefundStatus.FAILED: EventType.REFUND_FAILED,

@@ -79,7 +79,16 @@ async def held_amount(connection: AsyncConnection, payment_id: str) -> tuple[int
 
 async def recount_refunded(connection: AsyncConnection, payment_id: str) -> None:
     """Set the payment's ``amount_refunded_minor`` to the sum of its succeeded refunds, in the
-    transaction that changed one of them."""
+    transaction that changed one of them.
+
+    The payment row is locked first, in a statement of its own: two refunds of one payment
+    settling at once then count one after the other, and the second count (a new statement, so
+    a new snapshot under READ COMMITTED) sees the first one's committed refund. Counting in the
+    UPDATE alone would read a snapshot taken before the other commit, and lose it.
+    """
+    await connection.execute(
+        select(PAYMENTS.c.id).where(PAYMENTS.c.id == payment_id).with_for_update()
+    )
     succeeded = (
         select(func.coalesce(func.sum(REFUNDS.c.amount_minor), 0))
         .where(
@@ -125,6 +134,7 @@ async def insert_transition(
     actor: str,
     detail: str | None,
     at: datetime,
+    operator_id: str | None = None,
 ) -> None:
     await connection.execute(
         TRANSITIONS.insert(),
@@ -133,6 +143,7 @@ async def insert_transition(
             "from_status": from_status.value if from_status else None,
             "to_status": to_status.value,
             "actor": actor,
+            "operator_id": operator_id,
             "detail": detail[:255] if detail else None,
             "created_at": at,
         },

@@ -30,7 +30,7 @@ from app.payments import repository as payments_repository
 from app.payments.creation import HookConflict
 from app.payments.domain import Actor, PaymentStatus
 from app.payments.models import Payment
-from app.payments.service import EventNotifier
+from app.payments.service import EventNotifier, RecordAudit
 from app.providers import registry
 from app.providers.base import (
     PaymentProvider,
@@ -39,14 +39,21 @@ from app.providers.base import (
     RefundProvider,
     RefundRequest,
     RefundResult,
+    StatusResult,
 )
 from app.providers.errors import ProviderError
 from app.providers.spec import RefundSupport
 from app.refunds import repository
 from app.refunds.decision import RefundChange, decide_refund
-from app.refunds.domain import ALLOWED_REFUND_TRANSITIONS, EVENT_FOR_REFUND_STATUS, RefundStatus
+from app.refunds.domain import (
+    ALLOWED_REFUND_TRANSITIONS,
+    EVENT_FOR_REFUND_STATUS,
+    OPERATOR_REFUND_RESOLUTIONS,
+    RefundStatus,
+)
 from app.refunds.models import Refund
 from app.refunds.schemas import refund_json
+from app.status_reads import StatusReadLog
 from app.vocabulary import FailureCode, Provider
 
 logger = logging.getLogger(__name__)
@@ -93,6 +100,7 @@ class RefundService:
         self._refund_providers = refund_providers
         self._callback_secret = callback_secret
         self._notifier = notifier
+        self._reads = StatusReadLog(engine)
         self._timeout = timedelta(seconds=settings.payment_timeout_seconds)
 
     # --- reading ---------------------------------------------------------------------------
@@ -332,7 +340,12 @@ class RefundService:
                     503, "provider_not_configured", f"{spec.title} refunds are not configured"
                 )
             with payment_log_context(refund.payment_id, refund.provider):
-                answer = await provider.get_refund_status(refund.provider_reference)
+                try:
+                    answer = await provider.get_refund_status(refund.provider_reference)
+                except ProviderError as exc:
+                    await self._record_read(refund, actor, None, type(exc).__name__)
+                    raise
+            await self._record_read(refund, actor, answer)
         change = decide_refund(refund, answer, actor=actor, now=utcnow(), timeout=self._timeout)
         if change is None:
             return await self._reload(refund.id)
@@ -390,6 +403,83 @@ class RefundService:
             "refund %s → %s",
             from_status.value,
             change.to_status.value,
+            extra={"refund_id": refund_id, "payment_id": refund.payment_id},
+        )
+        await self._notifier.events_committed([event_id])
+        return refund
+
+    async def _record_read(
+        self, refund: Refund, actor: Actor, answer: StatusResult | None, error: str | None = None
+    ) -> None:
+        try:
+            await self._reads.record(
+                provider=refund.provider,
+                actor=actor.value,
+                answer=answer,
+                payment_id=refund.payment_id,
+                refund_id=refund.id,
+                error=error,
+            )
+        except Exception:
+            # The timeline's record of a read is worth less than acting on it.
+            logger.exception("could not record a status read", extra={"refund_id": refund.id})
+
+    async def resolve(
+        self,
+        refund_id: str,
+        to_status: RefundStatus,
+        *,
+        note: str,
+        operator_id: str,
+        record_audit: RecordAudit,
+    ) -> Refund | None:
+        """An operator settles a refund in needs_review (see ``PaymentService.resolve``): the
+        payment's refunded total follows. None when it was not (or no longer) in needs_review."""
+        if to_status not in OPERATOR_REFUND_RESOLUTIONS:
+            raise ValueError(f"needs_review → {to_status} is not a refund resolution")
+        now = utcnow()
+        values: dict[str, Any] = {"status": to_status.value, "updated_at": now, "completed_at": now}
+        if to_status is RefundStatus.SUCCEEDED:
+            values.update(failure_code=None, failure_message=None)
+        else:
+            values["failure_message"] = f"Resolved as failed by an operator: {note}"[:255]
+        async with self._engine.begin() as connection:
+            refund = await repository.conditional_update(
+                connection, refund_id, RefundStatus.NEEDS_REVIEW, values
+            )
+            if refund is None:
+                return None
+            action_id = await record_audit(connection)
+            await repository.insert_transition(
+                connection,
+                refund_id=refund_id,
+                from_status=RefundStatus.NEEDS_REVIEW,
+                to_status=to_status,
+                actor=Actor.OPERATOR.value,
+                detail=note,
+                at=now,
+                operator_id=operator_id,
+            )
+            await repository.recount_refunded(connection, refund.payment_id)
+            event_id = await insert_refund_event(
+                connection,
+                merchant_id=refund.merchant_id,
+                payment_id=refund.payment_id,
+                refund_id=refund.id,
+                event_type=EVENT_FOR_REFUND_STATUS[to_status],
+                data=refund_json(refund),
+                at=now,
+                operator_action_id=action_id,
+            )
+        REFUND_TRANSITIONS.labels(
+            refund.provider,
+            RefundStatus.NEEDS_REVIEW.value,
+            to_status.value,
+            Actor.OPERATOR.value,
+        ).inc()
+        logger.info(
+            "refund needs_review → %s, resolved by an operator",
+            to_status.value,
             extra={"refund_id": refund_id, "payment_id": refund.payment_id},
         )
         await self._notifier.events_committed([event_id])

@@ -16,7 +16,7 @@ from app.merchants.service import create_merchant
 from app.providers import registry
 from app.simulator.server import serve_in_background
 from app.vocabulary import Provider
-from tests.fakes import FakeProvider
+from tests.fakes import FakeProvider, FakeRefundProvider
 
 STARTUP_TIMEOUT = 60.0
 
@@ -27,6 +27,9 @@ class LiveGateway:
     api_key: str
     runtime: Any
     providers: Mapping[Provider, FakeProvider] = field(default_factory=dict)
+    # Refunds through every provider that has them, so that /v1/refunds and the refund callback
+    # routes reach the refund service rather than answering refunds_not_configured.
+    refunds: Mapping[Provider, FakeRefundProvider] = field(default_factory=dict)
 
     @property
     def auth(self) -> dict[str, str]:
@@ -35,8 +38,14 @@ class LiveGateway:
 
 @contextmanager
 def gateway_on_a_thread(settings: Settings) -> Iterator[LiveGateway]:
-    """The app with in-memory providers (answers at once, never hangs) and one merchant."""
+    """The app with in-memory providers (answers at once, never hangs), refunds configured for
+    every provider that has them, and one merchant."""
     providers = {provider: FakeProvider(provider) for provider in registry.names()}
+    refunds = {
+        spec.name: FakeRefundProvider(spec.name)
+        for spec in registry.registered()
+        if spec.refunds is not None
+    }
     ready = threading.Event()
     state: dict[str, Any] = {}
 
@@ -44,13 +53,15 @@ def gateway_on_a_thread(settings: Settings) -> Iterator[LiveGateway]:
         stop = asyncio.Event()
         state["stop"] = stop
         state["loop"] = asyncio.get_running_loop()
-        app = create_app(settings, providers=providers, background_jobs=False)
+        app = create_app(
+            settings, providers=providers, refund_providers=refunds, background_jobs=False
+        )
         async with serve_in_background(app) as url:
             runtime = app.state.runtime
             merchant = await create_merchant(
                 runtime.sessions, name="Fuzz shop", callback_url="https://shop.example/hooks"
             )
-            state["gateway"] = LiveGateway(url, merchant.api_key, runtime, providers)
+            state["gateway"] = LiveGateway(url, merchant.api_key, runtime, providers, refunds)
             ready.set()
             await stop.wait()
 

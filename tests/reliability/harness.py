@@ -165,9 +165,10 @@ async def create_payments(
     *,
     concurrency: int = 16,
     on_progress: Callable[[int], Awaitable[None]] | None = None,
+    amount: str = "1000",
 ) -> list[httpx.Response | Exception]:
-    """POST every order, ``concurrency`` at a time; returns each response (or the transport
-    error), in order. ``on_progress(done)`` runs after each answer."""
+    """POST every order (each for ``amount``), ``concurrency`` at a time; returns each response
+    (or the transport error), in order. ``on_progress(done)`` runs after each answer."""
     semaphore = asyncio.Semaphore(concurrency)
     done = 0
 
@@ -179,7 +180,7 @@ async def create_payments(
                     "/v1/payments",
                     json={
                         "order_id": order.order_id,
-                        "amount": "1000",
+                        "amount": amount,
                         "phone_number": order.phone,
                     },
                     timeout=60,
@@ -246,6 +247,148 @@ async def poll_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         await asyncio.sleep(poll)
+
+
+# --- refunds -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefundAsk:
+    """One ``POST /v1/refunds`` and the answer it must get."""
+
+    payment_id: str
+    amount: str | None  # None: everything still refundable
+    expect: int = 201
+    code: str | None = None  # the problem code of an expected refusal
+
+    @property
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"payment_id": self.payment_id, "reason": "Reliability run"}
+        if self.amount is not None:
+            body["amount"] = self.amount
+        return body
+
+
+RefundAnswer = tuple[RefundAsk, httpx.Response | Exception]
+
+
+async def successful_payments(
+    stack: Stack,
+    orders: Sequence[Order],
+    *,
+    amount: str = "10000",
+    concurrency: int = 8,
+    timeout: float = 60,
+) -> list[dict[str, Any]]:
+    """Create a payment per order (every payer pays) and wait until each is successful at the
+    gateway; returns the payments as the API shows them, in order."""
+    responses = await create_payments(stack, orders, concurrency=concurrency, amount=amount)
+    assert statuses(responses) == [201] * len(orders), statuses(responses)
+    ids = [r.json()["id"] for r in responses if isinstance(r, httpx.Response)]
+
+    async def all_successful() -> bool:
+        snapshot = await read_gateway(stack.runtime.engine)
+        status = {p.id: p.status for p in snapshot.payments}
+        unhappy = {pid: status[pid] for pid in ids if status[pid] not in ("pending", "successful")}
+        assert unhappy == {}, f"payments that should have succeeded: {unhappy}"
+        return all(status[pid] == "successful" for pid in ids)
+
+    await poll_until(all_successful, timeout=timeout, what="every payment to succeed")
+    return [await stack.payment(pid) for pid in ids]
+
+
+async def create_refunds(
+    stack: Stack,
+    plans: Sequence[Sequence[RefundAsk]],
+    *,
+    concurrency: int = 8,
+    on_progress: Callable[[int], Awaitable[None]] | None = None,
+) -> list[RefundAnswer]:
+    """Ask for each plan's refunds one after the other (so what is left to refund is known when
+    each is asked, and an over-refund is refused for sure), ``concurrency`` plans at a time.
+    Returns every ask with its answer (or the transport error), plan by plan.
+    ``on_progress(done)`` runs after each answer."""
+    semaphore = asyncio.Semaphore(concurrency)
+    done = 0
+
+    async def one_plan(plan: Sequence[RefundAsk]) -> list[RefundAnswer]:
+        nonlocal done
+        answers: list[RefundAnswer] = []
+        async with semaphore:
+            for ask in plan:
+                try:
+                    response: httpx.Response | Exception = await stack.gateway.post(
+                        "/v1/refunds", json=ask.body, timeout=60
+                    )
+                except httpx.HTTPError as exc:
+                    response = exc
+                answers.append((ask, response))
+                done += 1
+                if on_progress is not None:
+                    await on_progress(done)
+        return answers
+
+    per_plan = await asyncio.gather(*(one_plan(plan) for plan in plans))
+    return [answer for answers in per_plan for answer in answers]
+
+
+def unexpected_refund_answers(answers: Sequence[RefundAnswer]) -> list[str]:
+    """Refund requests that did not get the answer their ask expects: another status code,
+    another problem code, a refusal that is not problem+json, or a refund failed at request."""
+    wrong = []
+    for ask, response in answers:
+        what = f"{ask.payment_id} amount={ask.amount}"
+        if not isinstance(response, httpx.Response):
+            wrong.append(f"{what}: {response!r}")
+            continue
+        if response.status_code != ask.expect:
+            wrong.append(
+                f"{what}: {response.status_code} {response.text[:300]}, expected {ask.expect}"
+            )
+        elif response.status_code >= 400:
+            content_type = response.headers.get("content-type", "")
+            if not content_type.startswith("application/problem+json"):
+                wrong.append(f"{what}: {response.status_code} as {content_type!r}")
+            elif ask.code is not None and response.json().get("code") != ask.code:
+                wrong.append(f"{what}: {response.json().get('code')}, expected {ask.code}")
+        elif response.json()["status"] == "failed":
+            # Only the provider's explicit refusal fails a refund at request, and these
+            # providers had no reason to refuse.
+            wrong.append(f"{what}: failed at request ({response.json()['failure_code']})")
+    return wrong
+
+
+def created_refunds(answers: Sequence[RefundAnswer]) -> list[dict[str, Any]]:
+    """The refunds the API created (201), as it answered them."""
+    return [
+        response.json()
+        for _, response in answers
+        if isinstance(response, httpx.Response) and response.status_code == 201
+    ]
+
+
+async def refund_ledger(stack: Stack) -> dict[str, Any]:
+    """``GET /_simulator/refunds``: every refund the providers took, and the unaccepted ones."""
+    ledger: dict[str, Any] = await stack.sim("/_simulator/refunds")
+    return ledger
+
+
+async def endpoint_stats(stack: Stack, name: str) -> dict[str, Any]:
+    """The simulator's counters for one endpoint (requests, responses, faults)."""
+    endpoints = (await stack.sim("/_simulator/stats"))["endpoints"]
+    found: dict[str, Any] = endpoints.get(name, {"requests": 0, "responses": {}, "faults": {}})
+    return found
+
+
+async def refund_status_requests(stack: Stack) -> int:
+    """MTN refund status reads the simulator has been asked (Airtel has none to ask)."""
+    return int((await endpoint_stats(stack, "mtn.refund_status"))["requests"])
+
+
+async def refund_statuses(stack: Stack) -> dict[str, str]:
+    """Each gateway refund's status, by id."""
+    snapshot = await read_gateway(stack.runtime.engine)
+    return {refund.id: refund.status for refund in snapshot.refunds}
 
 
 # --- the worker as its own process ---------------------------------------------------------------

@@ -16,6 +16,26 @@ it finds, so one failing run shows the whole damage rather than the first sympto
 4. audit     one creation row, exactly one row leaving pending per terminal payment, and a
              chain of transitions that ends in the payment's current status.
 
+Refunds are held to the same four, plus one about the money itself:
+
+5. refunds   per payment, the succeeded refunds add up to at most its amount, and the payment's
+             ``amount_refunded_minor`` is exactly that sum (and what its refunds hold, pending
+             and needs_review included, never exceeds it either); each refund has one provider
+             reference of its own; at the provider each refund was paid at most once, for the
+             amount and the payment the gateway recorded, and every refund the provider took
+             belongs to a refund the gateway recorded (a refund under any other reference is
+             money sent twice);
+   state     SUCCESSFUL ↔ succeeded, FAILED ↔ failed, PENDING ↔ pending or needs_review; a
+             reference the provider never took ↔ failed (refused at request), or pending /
+             needs_review (the call never got an answer: it is never sent again, a person looks).
+             Airtel names a refund by the collection's ``airtel_money_id`` and refunds it once, in
+             full: a refund Airtel made must be held by exactly one refund that is not failed
+             (succeeded, or needs_review / pending when Airtel's answer was lost);
+   events    exactly one ``refund.*`` event per final status a refund reached (none while
+             pending), delivered, under one webhook-id;
+   audit     one creation row, one row leaving pending per final refund, a chain ending in the
+             refund's current status.
+
 ``wait_for_invariants`` polls until they hold: a slow machine only takes longer to converge,
 while a real violation still fails, listing everything that is wrong at the deadline.
 """
@@ -28,11 +48,14 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.money import format_amount
 
 TERMINAL = ("successful", "failed", "expired", "needs_review")
 EVENT_TYPE = {
@@ -48,6 +71,21 @@ ACCEPTED_STATES = {
     "PENDING": {"pending", "expired"},
 }
 
+REFUND_FINAL = ("succeeded", "failed", "needs_review")
+REFUND_EVENT_TYPE = {
+    "succeeded": "refund.succeeded",
+    "failed": "refund.failed",
+    "needs_review": "refund.needs_review",
+}
+# What the gateway may show for a refund, for each status the provider holds for it.
+REFUND_ACCEPTED_STATES = {
+    "SUCCESSFUL": {"succeeded"},
+    "FAILED": {"failed"},
+    "PENDING": {"pending", "needs_review"},
+}
+# Refunds that hold part of their payment: a new refund may only take what these leave.
+REFUND_HOLDING = ("pending", "succeeded", "needs_review")
+
 
 # --- snapshots -----------------------------------------------------------------------------------
 
@@ -60,6 +98,11 @@ class GatewayPayment:
     provider_reference: str
     failure_code: str | None = None
     order_id: str = ""
+    amount_minor: int = 0
+    amount_refunded_minor: int = 0
+    # Airtel's airtel_money_id: the name Airtel refunds the payment by.
+    provider_transaction_id: str | None = None
+    currency: str = "UGX"
 
 
 @dataclass(frozen=True)
@@ -68,6 +111,7 @@ class GatewayEvent:
     payment_id: str
     type: str
     delivery_status: str = "pending"
+    refund_id: str | None = None  # set on refund.* events
 
 
 @dataclass(frozen=True)
@@ -78,11 +122,34 @@ class Transition:
     to_status: str
 
 
+@dataclass(frozen=True)
+class GatewayRefund:
+    id: str
+    payment_id: str
+    provider: str
+    status: str  # pending | succeeded | failed | needs_review
+    amount_minor: int
+    provider_reference: str
+    currency: str = "UGX"
+    failure_code: str | None = None
+    provider_transaction_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundTransition:
+    id: int
+    refund_id: str
+    from_status: str | None
+    to_status: str
+
+
 @dataclass
 class GatewaySnapshot:
     payments: list[GatewayPayment] = field(default_factory=list)
     events: list[GatewayEvent] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
+    refunds: list[GatewayRefund] = field(default_factory=list)
+    refund_transitions: list[RefundTransition] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -96,11 +163,35 @@ class ProviderPayment:
     create_requests: int = 1
 
 
+@dataclass(frozen=True)
+class ProviderRefund:
+    """One entry of the simulator's refund ledger.
+
+    MTN: ``reference`` is the refund's X-Reference-Id and ``payment_reference`` the
+    request-to-pay's (``referenceIdToRefund``). Airtel: ``reference`` is the collection's
+    airtel_money_id and ``payment_reference`` its transaction.id (the gateway payment's
+    provider_reference).
+    """
+
+    provider: str
+    reference: str
+    payment_reference: str
+    status: str  # PENDING | SUCCESSFUL | FAILED
+    amount: str
+    payouts: int = 0
+    create_requests: int = 1
+    reason: str | None = None
+
+
 @dataclass
 class SimulatorSnapshot:
     payments: list[ProviderPayment] = field(default_factory=list)
     # (provider, reference) the create endpoint was asked about but never accepted.
     unaccepted: set[tuple[str, str]] = field(default_factory=set)
+    refunds: list[ProviderRefund] = field(default_factory=list)
+    # (provider, reference) a refund endpoint was asked about but never took (refused at
+    # request, or every attempt lost); Airtel's reference is the airtel_money_id.
+    unaccepted_refunds: set[tuple[str, str]] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -111,12 +202,13 @@ class Delivery:
     payment_id: str
     event_type: str
     accepted: bool = True  # answered 2xx
+    refund_id: str | None = None  # a refund.* event's refund
 
 
 @dataclass(frozen=True)
 class Violation:
-    invariant: str  # state | charges | events | audit
-    subject: str  # a payment id or provider reference
+    invariant: str  # state | charges | events | audit | refunds
+    subject: str  # a payment or refund id, or a provider reference
     message: str
 
     def __str__(self) -> str:
@@ -128,21 +220,22 @@ class Violation:
 
 async def read_gateway(engine: AsyncEngine) -> GatewaySnapshot:
     """One consistent read of the gateway's tables (a single REPEATABLE READ transaction on
-    PostgreSQL, so payments, events and transitions are seen at the same instant)."""
+    PostgreSQL, so payments, refunds, events and transitions are seen at the same instant)."""
     async with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
         payments = (
             await connection.execute(
                 text(
-                    "SELECT id, provider, status, provider_reference, failure_code, order_id "
+                    "SELECT id, provider, status, provider_reference, failure_code, order_id, "
+                    "amount_minor, amount_refunded_minor, provider_transaction_id, currency "
                     "FROM payments"
                 )
             )
         ).all()
         events = (
             await connection.execute(
-                text("SELECT id, payment_id, type, delivery_status FROM events")
+                text("SELECT id, payment_id, type, delivery_status, refund_id FROM events")
             )
         ).all()
         transitions = (
@@ -153,16 +246,37 @@ async def read_gateway(engine: AsyncEngine) -> GatewaySnapshot:
                 )
             )
         ).all()
+        refunds = (
+            await connection.execute(
+                text(
+                    "SELECT id, payment_id, provider, status, amount_minor, provider_reference, "
+                    "currency, failure_code, provider_transaction_id FROM refunds"
+                )
+            )
+        ).all()
+        refund_transitions = (
+            await connection.execute(
+                text(
+                    "SELECT id, refund_id, from_status, to_status FROM refund_transitions "
+                    "ORDER BY id"
+                )
+            )
+        ).all()
         await connection.rollback()
     return GatewaySnapshot(
         payments=[GatewayPayment(*row) for row in payments],
         events=[GatewayEvent(*row) for row in events],
         transitions=[Transition(*row) for row in transitions],
+        refunds=[GatewayRefund(*row) for row in refunds],
+        refund_transitions=[RefundTransition(*row) for row in refund_transitions],
     )
 
 
-def simulator_snapshot_from(ledger: dict[str, Any]) -> SimulatorSnapshot:
-    """``GET /_simulator/payments`` as a snapshot."""
+def simulator_snapshot_from(
+    ledger: dict[str, Any], refunds: dict[str, Any] | None = None
+) -> SimulatorSnapshot:
+    """``GET /_simulator/payments`` (and ``GET /_simulator/refunds``) as a snapshot."""
+    refund_ledger = refunds or {}
     return SimulatorSnapshot(
         payments=[
             ProviderPayment(
@@ -175,25 +289,48 @@ def simulator_snapshot_from(ledger: dict[str, Any]) -> SimulatorSnapshot:
             for p in ledger["payments"]
         ],
         unaccepted={(u["provider"], u["reference"]) for u in ledger.get("unaccepted", [])},
+        refunds=[
+            ProviderRefund(
+                provider=r["provider"],
+                reference=r["reference"],
+                payment_reference=r["payment_reference"],
+                status=r["status"],
+                amount=r["amount"],
+                payouts=r["payouts"],
+                create_requests=r["create_requests"],
+                reason=r.get("reason"),
+            )
+            for r in refund_ledger.get("refunds", [])
+        ],
+        unaccepted_refunds={
+            (u["provider"], u["reference"]) for u in refund_ledger.get("unaccepted", [])
+        },
     )
 
 
 async def read_simulator(simulator: httpx.AsyncClient) -> SimulatorSnapshot:
+    """The payment ledger, then the refund ledger (refunds only ever follow payments)."""
     response = await simulator.get("/_simulator/payments")
     response.raise_for_status()
-    return simulator_snapshot_from(response.json())
+    refunds = await simulator.get("/_simulator/refunds")
+    refunds.raise_for_status()
+    return simulator_snapshot_from(response.json(), refunds.json())
 
 
 def deliveries_from(received: Iterable[Any], accepted: Iterable[Any]) -> list[Delivery]:
     """The receiver's log (``tests.receiver.Receiver``: ``received`` holds every request,
-    ``accepted`` those it answered 2xx) as deliveries."""
+    ``accepted`` those it answered 2xx) as deliveries. A ``refund.*`` event's ``data`` is the
+    refund: its ``id`` is the refund's, its ``payment_id`` the payment's."""
     accepted_ids = {id(d) for d in accepted}
     deliveries = []
     for request in received:
         headers = {k.lower(): v for k, v in request.headers.items()}
+        refund_id = None
         try:
             body = json.loads(request.body)
             payment_id, event_type = body["data"]["id"], body["type"]
+            if str(event_type).startswith("refund."):
+                refund_id, payment_id = payment_id, body["data"]["payment_id"]
         except (ValueError, KeyError, TypeError):
             payment_id, event_type = "?", "?"
         deliveries.append(
@@ -202,6 +339,7 @@ def deliveries_from(received: Iterable[Any], accepted: Iterable[Any]) -> list[De
                 payment_id=payment_id,
                 event_type=event_type,
                 accepted=id(request) in accepted_ids,
+                refund_id=refund_id,
             )
         )
     return deliveries
@@ -219,18 +357,27 @@ def check_invariants(
     refused_at_initiation: Collection[str] = (),
     require_delivery: bool = True,
     require_delivered_status: bool = False,
+    require_refunds_final: bool = False,
 ) -> list[Violation]:
-    """Every violation of the four invariants, in a stable order.
+    """Every violation of the invariants, payments' and refunds', in a stable order.
 
     ``refused_at_initiation``: payment ids the provider definitively refused when asked to
     charge (a refusal scenario), which end ``failed`` with the refusal's own code.
     ``require_delivered_status``: also require each event to be marked delivered in the outbox.
+    ``require_refunds_final``: no refund may still be pending (once the provider has answered
+    everything, and an unanswered refund has had the time to go to needs_review).
     """
     violations: list[Violation] = []
     violations += _check_state(gateway, simulator, allow_pending_unaccepted, refused_at_initiation)
     violations += _check_charges(gateway, simulator)
     violations += _check_events(gateway, deliveries, require_delivery, require_delivered_status)
     violations += _check_audit(gateway)
+    violations += _check_refund_money(gateway, simulator)
+    violations += _check_refund_state(gateway, simulator, require_refunds_final)
+    violations += _check_refund_events(
+        gateway, deliveries, require_delivery, require_delivered_status
+    )
+    violations += _check_refund_audit(gateway)
     return violations
 
 
@@ -328,17 +475,21 @@ def _check_events(
     require_delivery: bool,
     require_delivered_status: bool,
 ) -> list[Violation]:
+    """The payments' events (a refund's are ``_check_refund_events``'), and every delivery's
+    webhook-id against the outbox."""
     found: list[Violation] = []
     events_of: dict[str, list[GatewayEvent]] = defaultdict(list)
     for event in gateway.events:
-        events_of[event.payment_id].append(event)
+        if event.refund_id is None:
+            events_of[event.payment_id].append(event)
     moves: dict[str, list[Transition]] = defaultdict(list)
     for transition in gateway.transitions:
         if transition.from_status is not None:
             moves[transition.payment_id].append(transition)
     delivered_to: dict[str, list[Delivery]] = defaultdict(list)
     for delivery in deliveries:
-        delivered_to[delivery.payment_id].append(delivery)
+        if delivery.refund_id is None:
+            delivered_to[delivery.payment_id].append(delivery)
     known_events = {event.id: event for event in gateway.events}
     payment_ids = {p.id for p in gateway.payments}
 
@@ -393,21 +544,27 @@ def _check_events(
 
     for delivery in deliveries:
         event = known_events.get(delivery.webhook_id)
+        subject = delivery.refund_id or delivery.payment_id
         if event is None:
             found.append(
                 Violation(
                     "events",
-                    delivery.payment_id,
+                    subject,
                     f"storefront got webhook-id {delivery.webhook_id!r}, which no event has",
                 )
             )
-        elif event.payment_id != delivery.payment_id or event.type != delivery.event_type:
+        elif (event.payment_id, event.refund_id, event.type) != (
+            delivery.payment_id,
+            delivery.refund_id,
+            delivery.event_type,
+        ):
             found.append(
                 Violation(
                     "events",
-                    delivery.payment_id,
+                    subject,
                     f"webhook-id {delivery.webhook_id} carried {delivery.event_type} for "
-                    f"{delivery.payment_id}, but that event is {event.type} for {event.payment_id}",
+                    f"{subject}, but that event is {event.type} for "
+                    f"{event.refund_id or event.payment_id}",
                 )
             )
     for payment_id in sorted(set(delivered_to) - payment_ids):
@@ -418,49 +575,428 @@ def _check_events(
 
 
 def _check_audit(gateway: GatewaySnapshot) -> list[Violation]:
-    found: list[Violation] = []
-    trail: dict[str, list[Transition]] = defaultdict(list)
+    trail: dict[str, list[tuple[str | None, str]]] = defaultdict(list)
     for transition in sorted(gateway.transitions, key=lambda t: t.id):
-        trail[transition.payment_id].append(transition)
-    for payment in gateway.payments:
-        rows = trail.get(payment.id, [])
-        created = [t for t in rows if t.from_status is None]
+        trail[transition.payment_id].append((transition.from_status, transition.to_status))
+    return _audit_chains("payment", [(p.id, p.status) for p in gateway.payments], trail)
+
+
+def _audit_chains(
+    kind: str,
+    subjects: Sequence[tuple[str, str]],
+    trail: dict[str, list[tuple[str | None, str]]],
+) -> list[Violation]:
+    """One creation row, one row leaving pending once out of it, and a chain of transitions
+    that ends in the current status: for each ``(id, status)`` of ``subjects``, whose audit
+    rows ``(from, to)`` are ``trail[id]`` in the order they were written."""
+    found: list[Violation] = []
+    for subject, status in subjects:
+        rows = trail.get(subject, [])
+        created = [row for row in rows if row[0] is None]
         if len(created) != 1:
-            found.append(
-                Violation("audit", payment.id, f"{len(created)} creation rows (expected 1)")
-            )
-        leaving = [t for t in rows if t.from_status == "pending"]
-        expected_leaving = 0 if payment.status == "pending" else 1
+            found.append(Violation("audit", subject, f"{len(created)} creation rows (expected 1)"))
+        leaving = [row for row in rows if row[0] == "pending"]
+        expected_leaving = 0 if status == "pending" else 1
         if len(leaving) != expected_leaving:
-            moves = ", ".join(f"pending→{t.to_status}" for t in leaving) or "none"
+            moves = ", ".join(f"pending→{to}" for _, to in leaving) or "none"
             found.append(
                 Violation(
                     "audit",
-                    payment.id,
-                    f"{payment.status} payment has {len(leaving)} rows leaving pending ({moves}); "
+                    subject,
+                    f"{status} {kind} has {len(leaving)} rows leaving pending ({moves}); "
                     f"expected {expected_leaving}",
                 )
             )
         current = None
-        for row in rows:
-            if row.from_status != current:
+        for from_status, to_status in rows:
+            if from_status != current:
                 found.append(
                     Violation(
                         "audit",
-                        payment.id,
-                        f"transition {row.from_status}→{row.to_status} does not follow {current}",
+                        subject,
+                        f"transition {from_status}→{to_status} does not follow {current}",
                     )
                 )
-            current = row.to_status
-        if rows and current != payment.status:
+            current = to_status
+        if rows and current != status:
             found.append(
                 Violation(
                     "audit",
-                    payment.id,
-                    f"audit trail ends in {current}, the payment is {payment.status}",
+                    subject,
+                    f"audit trail ends in {current}, the {kind} is {status}",
                 )
             )
     return found
+
+
+# --- refunds -------------------------------------------------------------------------------------
+
+# Providers that name a refund by the refunded collection (Airtel: its airtel_money_id) and refund
+# a collection at most once, rather than by a reference of the refund's own.
+KEYED_BY_COLLECTION = frozenset({"airtel_money"})
+
+
+def _as_decimal(amount: str) -> Decimal | None:
+    try:
+        return Decimal(amount)
+    except (InvalidOperation, TypeError):
+        return None
+
+
+def _major(minor: int, currency: str) -> Decimal:
+    return Decimal(format_amount(minor, currency))
+
+
+def _refunds_by_payment(gateway: GatewaySnapshot) -> dict[str, list[GatewayRefund]]:
+    refunds_of: dict[str, list[GatewayRefund]] = defaultdict(list)
+    for refund in gateway.refunds:
+        refunds_of[refund.payment_id].append(refund)
+    return refunds_of
+
+
+def _check_refund_money(gateway: GatewaySnapshot, simulator: SimulatorSnapshot) -> list[Violation]:
+    """Never more back than was paid, each refund one reference, each paid out at most once,
+    and nothing paid out that the gateway did not write ahead."""
+    found: list[Violation] = []
+    payments = {p.id: p for p in gateway.payments}
+    refunds_of = _refunds_by_payment(gateway)
+
+    for payment in gateway.payments:
+        refunds = refunds_of.get(payment.id, [])
+        succeeded = sum(r.amount_minor for r in refunds if r.status == "succeeded")
+        held = sum(r.amount_minor for r in refunds if r.status in REFUND_HOLDING)
+        if succeeded > payment.amount_minor:
+            found.append(
+                Violation(
+                    "refunds",
+                    payment.id,
+                    f"succeeded refunds add up to {succeeded}, more than the payment's "
+                    f"{payment.amount_minor} (minor units)",
+                )
+            )
+        if held > payment.amount_minor:
+            found.append(
+                Violation(
+                    "refunds",
+                    payment.id,
+                    f"pending, succeeded and needs_review refunds hold {held}, more than the "
+                    f"payment's {payment.amount_minor} (minor units)",
+                )
+            )
+        if payment.amount_refunded_minor != succeeded:
+            found.append(
+                Violation(
+                    "refunds",
+                    payment.id,
+                    f"amount_refunded_minor is {payment.amount_refunded_minor}, its succeeded "
+                    f"refunds add up to {succeeded}",
+                )
+            )
+    for refund in gateway.refunds:
+        if refund.payment_id not in payments:
+            found.append(
+                Violation("refunds", refund.id, f"refunds {refund.payment_id}, an unknown payment")
+            )
+        if not refund.provider_reference:
+            found.append(Violation("refunds", refund.id, "has no provider reference"))
+    for reference, count in Counter(r.provider_reference for r in gateway.refunds).items():
+        if count > 1:
+            found.append(
+                Violation("refunds", reference, f"{count} gateway refunds share this reference")
+            )
+
+    ours = {(r.provider, r.provider_reference): r for r in gateway.refunds}
+    by_reference = {(p.provider, p.provider_reference): p for p in gateway.payments}
+    paid_back: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for taken in simulator.refunds:
+        amount = _as_decimal(taken.amount)
+        if taken.payouts > 1:
+            found.append(
+                Violation(
+                    "refunds",
+                    taken.reference,
+                    f"paid out {taken.payouts} times at {taken.provider}",
+                )
+            )
+        if taken.payouts and amount is not None:
+            paid_back[(taken.provider, taken.payment_reference)] += amount
+        payment = by_reference.get((taken.provider, taken.payment_reference))
+        if taken.provider in KEYED_BY_COLLECTION:
+            found += _check_collection_refund(taken, payment, refunds_of, amount)
+            continue
+        refund = ours.get((taken.provider, taken.reference))
+        if refund is None:
+            found.append(
+                Violation(
+                    "refunds",
+                    taken.reference,
+                    f"{taken.provider} took a refund under a reference no gateway refund has "
+                    "(a second reference for some refund, or one never written ahead)",
+                )
+            )
+            continue
+        refunded = payments.get(refund.payment_id)
+        if refunded is None or taken.payment_reference != refunded.provider_reference:
+            found.append(
+                Violation(
+                    "refunds",
+                    refund.id,
+                    f"{taken.provider} refunds {taken.payment_reference!r}, not the reference of "
+                    f"{refund.payment_id}",
+                )
+            )
+        if amount != _major(refund.amount_minor, refund.currency):
+            found.append(
+                Violation(
+                    "refunds",
+                    refund.id,
+                    f"{taken.provider} took {taken.amount}, the gateway refund is "
+                    f"{format_amount(refund.amount_minor, refund.currency)}",
+                )
+            )
+    for (provider, payment_reference), total in sorted(paid_back.items()):
+        payment = by_reference.get((provider, payment_reference))
+        if payment is not None and total > _major(payment.amount_minor, payment.currency):
+            found.append(
+                Violation(
+                    "refunds",
+                    payment.id,
+                    f"{provider} paid back {total}, more than the payment's "
+                    f"{format_amount(payment.amount_minor, payment.currency)}",
+                )
+            )
+    # A refund request under a reference the gateway does not know is a refund sent under a new
+    # reference, even if the provider did not take it.
+    transaction_ids = {
+        (p.provider, p.provider_transaction_id) for p in gateway.payments if refunds_of.get(p.id)
+    }
+    for provider, reference in sorted(simulator.unaccepted_refunds):
+        known = (
+            (provider, reference) in transaction_ids
+            if provider in KEYED_BY_COLLECTION
+            else (provider, reference) in ours
+        )
+        if not known:
+            found.append(
+                Violation(
+                    "refunds",
+                    reference,
+                    f"{provider} was asked for a refund under a reference no gateway refund has",
+                )
+            )
+    return found
+
+
+def _check_collection_refund(
+    taken: ProviderRefund,
+    payment: GatewayPayment | None,
+    refunds_of: dict[str, list[GatewayRefund]],
+    amount: Decimal | None,
+) -> list[Violation]:
+    """A refund Airtel made: of a payment the gateway has, which has a refund, in full."""
+    if payment is None:
+        return [
+            Violation(
+                "refunds",
+                taken.reference,
+                f"{taken.provider} refunded {taken.payment_reference!r}, which no gateway "
+                "payment has",
+            )
+        ]
+    found = []
+    if not refunds_of.get(payment.id):
+        found.append(
+            Violation(
+                "refunds",
+                payment.id,
+                f"{taken.provider} refunded it ({taken.reference}), but the gateway has no "
+                "refund of it",
+            )
+        )
+    if payment.provider_transaction_id and taken.reference != payment.provider_transaction_id:
+        found.append(
+            Violation(
+                "refunds",
+                payment.id,
+                f"{taken.provider} refunded transaction {taken.reference!r}, the payment's is "
+                f"{payment.provider_transaction_id!r}",
+            )
+        )
+    if amount != _major(payment.amount_minor, payment.currency):
+        found.append(
+            Violation(
+                "refunds",
+                payment.id,
+                f"{taken.provider} refunded {taken.amount}, not the payment's full "
+                f"{format_amount(payment.amount_minor, payment.currency)}",
+            )
+        )
+    return found
+
+
+def _check_refund_state(
+    gateway: GatewaySnapshot, simulator: SimulatorSnapshot, require_final: bool
+) -> list[Violation]:
+    found: list[Violation] = []
+    held = {(r.provider, r.reference): r for r in simulator.refunds}
+    held_by_payment = {
+        (r.provider, r.payment_reference): r
+        for r in simulator.refunds
+        if r.provider in KEYED_BY_COLLECTION
+    }
+    for refund in gateway.refunds:
+        if require_final and refund.status == "pending":
+            found.append(
+                Violation(
+                    "state",
+                    refund.id,
+                    "refund still pending (by now the provider has answered, or the timeout has "
+                    "passed)",
+                )
+            )
+        if refund.provider in KEYED_BY_COLLECTION:
+            continue
+        key = (refund.provider, refund.provider_reference)
+        taken = held.get(key)
+        if taken is not None:
+            allowed = REFUND_ACCEPTED_STATES.get(taken.status, set())
+            if refund.status not in allowed:
+                found.append(
+                    Violation(
+                        "state",
+                        refund.id,
+                        f"gateway says {refund.status}, the provider holds {taken.status} "
+                        f"(expected one of {sorted(allowed)})",
+                    )
+                )
+        elif refund.status == "succeeded":
+            heard = "never accepted" if key in simulator.unaccepted_refunds else "never received"
+            found.append(
+                Violation(
+                    "state",
+                    refund.id,
+                    f"gateway says succeeded, but the provider {heard} its reference",
+                )
+            )
+        # failed: refused at request; pending or needs_review: the call never got an answer.
+
+    refunds_of = _refunds_by_payment(gateway)
+    for payment in gateway.payments:
+        refunds = refunds_of.get(payment.id, [])
+        if payment.provider not in KEYED_BY_COLLECTION or not refunds:
+            continue
+        taken = held_by_payment.get((payment.provider, payment.provider_reference))
+        if taken is None or taken.status != "SUCCESSFUL":
+            for refund in refunds:
+                if refund.status == "succeeded":
+                    found.append(
+                        Violation(
+                            "state",
+                            refund.id,
+                            f"gateway says succeeded, but {payment.provider} made no refund of "
+                            f"{payment.id}",
+                        )
+                    )
+            continue
+        live = [r for r in refunds if r.status != "failed"]
+        if len(live) != 1:
+            statuses = ", ".join(f"{r.id} {r.status}" for r in refunds)
+            found.append(
+                Violation(
+                    "state",
+                    payment.id,
+                    f"{payment.provider} refunded it once; {len(live)} of its refunds are not "
+                    f"failed ({statuses}), expected exactly 1",
+                )
+            )
+    return found
+
+
+def _check_refund_events(
+    gateway: GatewaySnapshot,
+    deliveries: Sequence[Delivery],
+    require_delivery: bool,
+    require_delivered_status: bool,
+) -> list[Violation]:
+    found: list[Violation] = []
+    events_of: dict[str, list[GatewayEvent]] = defaultdict(list)
+    for event in gateway.events:
+        if event.refund_id is not None:
+            events_of[event.refund_id].append(event)
+    moves: dict[str, list[RefundTransition]] = defaultdict(list)
+    for transition in gateway.refund_transitions:
+        if transition.from_status is not None:
+            moves[transition.refund_id].append(transition)
+    delivered_to: dict[str, list[Delivery]] = defaultdict(list)
+    for delivery in deliveries:
+        if delivery.refund_id is not None:
+            delivered_to[delivery.refund_id].append(delivery)
+    refund_ids = {r.id for r in gateway.refunds}
+
+    for refund in gateway.refunds:
+        events = events_of.get(refund.id, [])
+        reached = {t.to_status for t in moves.get(refund.id, [])}
+        if refund.status in REFUND_FINAL:
+            reached.add(refund.status)
+        expected = Counter(REFUND_EVENT_TYPE[s] for s in reached if s in REFUND_EVENT_TYPE)
+        actual = Counter(event.type for event in events)
+        if actual != expected:
+            found.append(
+                Violation(
+                    "events",
+                    refund.id,
+                    f"{refund.status} refund has events {dict(actual) or 'none'}, "
+                    f"expected {dict(expected) or 'none'}",
+                )
+            )
+        for event in events:
+            if event.payment_id != refund.payment_id:
+                found.append(
+                    Violation(
+                        "events",
+                        refund.id,
+                        f"{event.type} {event.id} names payment {event.payment_id}, the "
+                        f"refund's is {refund.payment_id}",
+                    )
+                )
+            received = [d for d in delivered_to.get(refund.id, []) if d.webhook_id == event.id]
+            if require_delivery and not any(d.accepted for d in received):
+                found.append(
+                    Violation("events", refund.id, f"{event.type} {event.id} never delivered (2xx)")
+                )
+            if require_delivered_status and event.delivery_status != "delivered":
+                found.append(
+                    Violation(
+                        "events",
+                        refund.id,
+                        f"{event.type} {event.id} is {event.delivery_status} in the outbox",
+                    )
+                )
+        ids_by_type: dict[str, set[str]] = defaultdict(set)
+        for delivery in delivered_to.get(refund.id, []):
+            ids_by_type[delivery.event_type].add(delivery.webhook_id)
+        for event_type, ids in sorted(ids_by_type.items()):
+            if len(ids) > 1:
+                found.append(
+                    Violation(
+                        "events",
+                        refund.id,
+                        f"{event_type} delivered under {len(ids)} different webhook-ids "
+                        f"{sorted(ids)}",
+                    )
+                )
+    for refund_id in sorted(set(events_of) - refund_ids):
+        found.append(Violation("events", refund_id, "events for an unknown refund"))
+    for refund_id in sorted(set(delivered_to) - refund_ids):
+        found.append(Violation("events", refund_id, "storefront got events for an unknown refund"))
+    return _unique(found)
+
+
+def _check_refund_audit(gateway: GatewaySnapshot) -> list[Violation]:
+    trail: dict[str, list[tuple[str | None, str]]] = defaultdict(list)
+    for transition in sorted(gateway.refund_transitions, key=lambda t: t.id):
+        trail[transition.refund_id].append((transition.from_status, transition.to_status))
+    return _audit_chains("refund", [(r.id, r.status) for r in gateway.refunds], trail)
 
 
 def _unique(violations: list[Violation]) -> list[Violation]:
@@ -479,11 +1015,20 @@ class Evidence:
     def summary(self) -> str:
         statuses = Counter(p.status for p in self.gateway.payments)
         held = Counter(p.status for p in self.simulator.payments)
-        return (
+        summary = (
             f"gateway {dict(sorted(statuses.items()))}; provider {dict(sorted(held.items()))}, "
             f"{len(self.simulator.unaccepted)} unaccepted; {len(self.gateway.events)} events; "
             f"{sum(d.accepted for d in self.deliveries)}/{len(self.deliveries)} deliveries accepted"
         )
+        if self.gateway.refunds or self.simulator.refunds:
+            refunds = Counter(r.status for r in self.gateway.refunds)
+            taken = Counter(r.status for r in self.simulator.refunds)
+            summary += (
+                f"; refunds: gateway {dict(sorted(refunds.items()))}, provider "
+                f"{dict(sorted(taken.items()))}, {len(self.simulator.unaccepted_refunds)} "
+                "unaccepted"
+            )
+        return summary
 
 
 def format_violations(violations: Sequence[Violation], *, limit: int = 60) -> str:

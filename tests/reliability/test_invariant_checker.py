@@ -5,17 +5,22 @@ If these pass, a green reliability run means the invariants held, not that nobod
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+from dataclasses import dataclass, replace
 
 from tests.reliability.invariants import (
     Delivery,
     GatewayEvent,
     GatewayPayment,
+    GatewayRefund,
     GatewaySnapshot,
     ProviderPayment,
+    ProviderRefund,
+    RefundTransition,
     SimulatorSnapshot,
     Transition,
     check_invariants,
+    deliveries_from,
     format_violations,
     simulator_snapshot_from,
 )
@@ -250,3 +255,372 @@ def test_the_simulator_ledger_is_read_as_served():
     snapshot = simulator_snapshot_from(ledger)
     assert snapshot.payments == [ProviderPayment("mtn_momo", "r1", "SUCCESSFUL", 1, 3)]
     assert snapshot.unaccepted == {("airtel_money", "r2")}
+
+
+# --- refunds -------------------------------------------------------------------------------------
+
+
+def refund_world() -> tuple[GatewaySnapshot, SimulatorSnapshot, list[Delivery]]:
+    """The consistent world, plus refunds that ended well: of pay_ok (UGX 50000, MTN) one
+    succeeded, one failed at the provider, one still pending at both ends and one whose call
+    never reached the provider (a person looks); of an Airtel payment, one full refund."""
+    gateway, simulator, deliveries = consistent_world()
+    gateway.payments[0] = replace(
+        gateway.payments[0], amount_minor=50000, amount_refunded_minor=20000
+    )
+    gateway.payments.append(
+        GatewayPayment(
+            "pay_air",
+            "airtel_money",
+            "successful",
+            "ref-air",
+            None,
+            "ORD-AIR",
+            amount_minor=1000,
+            amount_refunded_minor=1000,
+            provider_transaction_id="MP1",
+        )
+    )
+    gateway.events.append(GatewayEvent("evt_air", "pay_air", "payment.succeeded", "delivered"))
+    gateway.transitions += [
+        Transition(8, "pay_air", None, "pending"),
+        Transition(9, "pay_air", "pending", "successful"),
+    ]
+    simulator.payments.append(ProviderPayment("airtel_money", "ref-air", "SUCCESSFUL"))
+    deliveries.append(Delivery("evt_air", "pay_air", "payment.succeeded"))
+
+    gateway.refunds = [
+        GatewayRefund("re_ok", "pay_ok", "mtn_momo", "succeeded", 20000, "rf-ok"),
+        GatewayRefund("re_no", "pay_ok", "mtn_momo", "failed", 10000, "rf-no", "UGX", "refused"),
+        GatewayRefund("re_wait", "pay_ok", "mtn_momo", "pending", 5000, "rf-wait"),
+        GatewayRefund("re_lost", "pay_ok", "mtn_momo", "needs_review", 5000, "rf-lost"),
+        GatewayRefund("re_air", "pay_air", "airtel_money", "succeeded", 1000, "rf-air"),
+    ]
+    gateway.refund_transitions = [
+        RefundTransition(1, "re_ok", None, "pending"),
+        RefundTransition(2, "re_no", None, "pending"),
+        RefundTransition(3, "re_wait", None, "pending"),
+        RefundTransition(4, "re_lost", None, "pending"),
+        RefundTransition(5, "re_air", None, "pending"),
+        RefundTransition(6, "re_ok", "pending", "succeeded"),
+        RefundTransition(7, "re_no", "pending", "failed"),
+        RefundTransition(8, "re_lost", "pending", "needs_review"),
+        RefundTransition(9, "re_air", "pending", "succeeded"),
+    ]
+    refund_events = [
+        GatewayEvent("evt_re_ok", "pay_ok", "refund.succeeded", "delivered", "re_ok"),
+        GatewayEvent("evt_re_no", "pay_ok", "refund.failed", "delivered", "re_no"),
+        GatewayEvent("evt_re_lost", "pay_ok", "refund.needs_review", "delivered", "re_lost"),
+        GatewayEvent("evt_re_air", "pay_air", "refund.succeeded", "delivered", "re_air"),
+    ]
+    gateway.events += refund_events
+    deliveries += [
+        Delivery(e.id, e.payment_id, e.type, refund_id=e.refund_id) for e in refund_events
+    ]
+    simulator.refunds = [
+        # Retried after a lost answer: asked three times, paid once.
+        ProviderRefund("mtn_momo", "rf-ok", "ref-ok", "SUCCESSFUL", "20000", 1, 3),
+        ProviderRefund("mtn_momo", "rf-no", "ref-ok", "FAILED", "10000", 0, 1, "NOT_ALLOWED"),
+        ProviderRefund("mtn_momo", "rf-wait", "ref-ok", "PENDING", "5000", 0, 1),
+        # Airtel names the refund by the collection's airtel_money_id.
+        ProviderRefund("airtel_money", "MP1", "ref-air", "SUCCESSFUL", "1000", 1, 2),
+    ]
+    # Every attempt of re_lost was lost on the way: the provider never took it.
+    simulator.unaccepted_refunds = {("mtn_momo", "rf-lost")}
+    return gateway, simulator, deliveries
+
+
+def test_consistent_refunds_have_no_violations():
+    gateway, simulator, deliveries = refund_world()
+    assert violations_of(gateway, simulator, deliveries) == []
+    assert violations_of(gateway, simulator, deliveries, require_delivered_status=True) == []
+
+
+def test_a_double_payout_is_reported():
+    gateway, simulator, deliveries = refund_world()
+    simulator.refunds[0] = replace(simulator.refunds[0], payouts=2)
+
+    assert violations_of(gateway, simulator, deliveries) == [
+        "[refunds] rf-ok: paid out 2 times at mtn_momo"
+    ]
+
+
+def test_a_refund_sent_again_under_a_new_reference_is_reported():
+    gateway, simulator, deliveries = refund_world()
+    # re_lost's call got no answer, and someone sent it again under a reference of its own.
+    simulator.refunds.append(
+        ProviderRefund("mtn_momo", "rf-lost-again", "ref-ok", "SUCCESSFUL", "5000", 1, 1)
+    )
+    simulator.unaccepted_refunds.add(("mtn_momo", "rf-lost-twice"))
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert found == [
+        "[refunds] rf-lost-again: mtn_momo took a refund under a reference no gateway refund has "
+        "(a second reference for some refund, or one never written ahead)",
+        "[refunds] rf-lost-twice: mtn_momo was asked for a refund under a reference no gateway "
+        "refund has",
+    ]
+
+
+def test_an_over_refund_is_reported():
+    gateway, simulator, deliveries = refund_world()
+    # A second succeeded refund, consistent everywhere else, takes more than the payment.
+    gateway.refunds.append(
+        GatewayRefund("re_more", "pay_ok", "mtn_momo", "succeeded", 40000, "rf-more")
+    )
+    gateway.payments[0] = replace(gateway.payments[0], amount_refunded_minor=60000)
+    gateway.refund_transitions += [
+        RefundTransition(10, "re_more", None, "pending"),
+        RefundTransition(11, "re_more", "pending", "succeeded"),
+    ]
+    gateway.events.append(
+        GatewayEvent("evt_re_more", "pay_ok", "refund.succeeded", "delivered", "re_more")
+    )
+    deliveries.append(Delivery("evt_re_more", "pay_ok", "refund.succeeded", refund_id="re_more"))
+    simulator.refunds.append(
+        ProviderRefund("mtn_momo", "rf-more", "ref-ok", "SUCCESSFUL", "40000", 1, 1)
+    )
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert found == [
+        "[refunds] pay_ok: succeeded refunds add up to 60000, more than the payment's 50000 "
+        "(minor units)",
+        "[refunds] pay_ok: pending, succeeded and needs_review refunds hold 70000, more than "
+        "the payment's 50000 (minor units)",
+        "[refunds] pay_ok: mtn_momo paid back 60000, more than the payment's 50000",
+    ]
+
+
+def test_a_refunded_total_that_is_not_the_sum_of_succeeded_refunds_is_reported():
+    gateway, simulator, deliveries = refund_world()
+    gateway.payments[0] = replace(gateway.payments[0], amount_refunded_minor=30000)
+
+    assert violations_of(gateway, simulator, deliveries) == [
+        "[refunds] pay_ok: amount_refunded_minor is 30000, its succeeded refunds add up to 20000"
+    ]
+
+
+def test_a_payout_for_another_amount_or_payment_is_reported():
+    gateway, simulator, deliveries = refund_world()
+    simulator.refunds[0] = replace(simulator.refunds[0], amount="25000", payment_reference="x")
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert "[refunds] re_ok: mtn_momo refunds 'x', not the reference of pay_ok" in found
+    assert "[refunds] re_ok: mtn_momo took 25000, the gateway refund is 20000" in found
+
+
+def test_a_missing_refund_event_is_reported():
+    gateway, simulator, deliveries = refund_world()
+    gateway.events = [e for e in gateway.events if e.id != "evt_re_ok"]
+    deliveries = [d for d in deliveries if d.webhook_id != "evt_re_ok"]
+
+    assert violations_of(gateway, simulator, deliveries) == [
+        "[events] re_ok: succeeded refund has events none, expected {'refund.succeeded': 1}"
+    ]
+
+
+def test_an_undelivered_refund_event_is_reported():
+    gateway, simulator, deliveries = refund_world()
+    deliveries = [d for d in deliveries if d.webhook_id != "evt_re_no"]
+    gateway.events = [
+        replace(e, delivery_status="pending") if e.id == "evt_re_no" else e for e in gateway.events
+    ]
+
+    assert violations_of(gateway, simulator, deliveries, require_delivered_status=True) == [
+        "[events] re_no: refund.failed evt_re_no never delivered (2xx)",
+        "[events] re_no: refund.failed evt_re_no is pending in the outbox",
+    ]
+
+
+def test_two_events_for_one_refund_status_are_reported():
+    gateway, simulator, deliveries = refund_world()
+    gateway.events.append(
+        GatewayEvent("evt_re_ok_2", "pay_ok", "refund.succeeded", "delivered", "re_ok")
+    )
+    deliveries.append(Delivery("evt_re_ok_2", "pay_ok", "refund.succeeded", refund_id="re_ok"))
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert found == [
+        "[events] re_ok: succeeded refund has events {'refund.succeeded': 2}, "
+        "expected {'refund.succeeded': 1}",
+        "[events] re_ok: refund.succeeded delivered under 2 different webhook-ids "
+        "['evt_re_ok', 'evt_re_ok_2']",
+    ]
+
+
+def test_an_event_for_a_pending_refund_is_reported():
+    gateway, simulator, deliveries = refund_world()
+    gateway.events.append(
+        GatewayEvent("evt_re_wait", "pay_ok", "refund.succeeded", "delivered", "re_wait")
+    )
+    deliveries.append(Delivery("evt_re_wait", "pay_ok", "refund.succeeded", refund_id="re_wait"))
+
+    assert violations_of(gateway, simulator, deliveries) == [
+        "[events] re_wait: pending refund has events {'refund.succeeded': 1}, expected none"
+    ]
+
+
+def test_a_refund_delivery_under_an_unknown_or_wrong_webhook_id_is_reported():
+    gateway, simulator, deliveries = refund_world()
+    deliveries.append(Delivery("evt_forged", "pay_ok", "refund.succeeded", refund_id="re_ok"))
+    deliveries.append(Delivery("evt_re_no", "pay_ok", "refund.succeeded", refund_id="re_ok"))
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert "[events] re_ok: storefront got webhook-id 'evt_forged', which no event has" in found
+    assert (
+        "[events] re_ok: webhook-id evt_re_no carried refund.succeeded for re_ok, but that "
+        "event is refund.failed for re_no"
+    ) in found
+
+
+def test_a_refund_audit_chain_that_does_not_end_in_its_status_is_reported():
+    gateway, simulator, deliveries = refund_world()
+    gateway.refund_transitions = [t for t in gateway.refund_transitions if t.id != 6]
+
+    assert violations_of(gateway, simulator, deliveries) == [
+        "[audit] re_ok: succeeded refund has 0 rows leaving pending (none); expected 1",
+        "[audit] re_ok: audit trail ends in pending, the refund is succeeded",
+    ]
+
+
+def test_a_refund_without_its_creation_row_or_leaving_pending_twice_is_reported():
+    gateway, simulator, deliveries = refund_world()
+    gateway.refund_transitions = [t for t in gateway.refund_transitions if t.id != 1]
+    gateway.refund_transitions.append(RefundTransition(10, "re_no", "pending", "failed"))
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert "[audit] re_ok: 0 creation rows (expected 1)" in found
+    assert "[audit] re_ok: transition pending→succeeded does not follow None" in found
+    assert (
+        "[audit] re_no: failed refund has 2 rows leaving pending (pending→failed, "
+        "pending→failed); expected 1"
+    ) in found
+
+
+def test_a_refund_the_provider_settled_but_the_gateway_did_not_is_reported():
+    gateway, simulator, deliveries = refund_world()
+    simulator.refunds[2] = replace(simulator.refunds[2], status="SUCCESSFUL", payouts=1)
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert found == [
+        "[state] re_wait: gateway says pending, the provider holds SUCCESSFUL "
+        "(expected one of ['succeeded'])"
+    ]
+
+
+def test_a_succeeded_refund_the_provider_never_took_is_reported():
+    gateway, simulator, deliveries = refund_world()
+    simulator.refunds.pop(0)
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert found == [
+        "[state] re_ok: gateway says succeeded, but the provider never received its reference"
+    ]
+
+
+def test_pending_refunds_are_reported_once_every_refund_should_be_final():
+    gateway, simulator, deliveries = refund_world()
+    assert violations_of(gateway, simulator, deliveries, require_refunds_final=True) == [
+        "[state] re_wait: refund still pending (by now the provider has answered, or the "
+        "timeout has passed)"
+    ]
+
+
+def test_an_airtel_refund_whose_answer_was_lost_may_wait_for_a_person():
+    gateway, simulator, deliveries = refund_world()
+    # Airtel refunded, its answer was lost, the retry was refused as a repeat: needs_review.
+    gateway.refunds[4] = replace(gateway.refunds[4], status="needs_review")
+    gateway.payments[4] = replace(gateway.payments[4], amount_refunded_minor=0)
+    gateway.refund_transitions[-1] = RefundTransition(9, "re_air", "pending", "needs_review")
+    gateway.events[-1] = replace(gateway.events[-1], type="refund.needs_review")
+    deliveries[-1] = replace(deliveries[-1], event_type="refund.needs_review")
+
+    assert violations_of(gateway, simulator, deliveries, require_refunds_final=True) == [
+        "[state] re_wait: refund still pending (by now the provider has answered, or the "
+        "timeout has passed)"
+    ]
+
+
+def test_an_airtel_refund_failed_at_the_gateway_but_made_at_airtel_is_reported():
+    gateway, simulator, deliveries = refund_world()
+    gateway.refunds[4] = replace(gateway.refunds[4], status="failed")
+    gateway.payments[4] = replace(gateway.payments[4], amount_refunded_minor=0)
+    gateway.refund_transitions[-1] = RefundTransition(9, "re_air", "pending", "failed")
+    gateway.events[-1] = replace(gateway.events[-1], type="refund.failed")
+    deliveries[-1] = replace(deliveries[-1], event_type="refund.failed")
+
+    assert violations_of(gateway, simulator, deliveries) == [
+        "[state] pay_air: airtel_money refunded it once; 0 of its refunds are not failed "
+        "(re_air failed), expected exactly 1"
+    ]
+
+
+def test_an_airtel_refund_of_an_unknown_collection_or_twice_is_reported():
+    gateway, simulator, deliveries = refund_world()
+    simulator.refunds[3] = replace(simulator.refunds[3], payouts=2)
+    simulator.refunds.append(
+        ProviderRefund("airtel_money", "MP9", "ref-unknown", "SUCCESSFUL", "1000", 1, 1)
+    )
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert found == [
+        "[refunds] MP1: paid out 2 times at airtel_money",
+        "[refunds] MP9: airtel_money refunded 'ref-unknown', which no gateway payment has",
+    ]
+
+
+def test_the_refund_ledger_and_refund_deliveries_are_read_as_served():
+    payments = {"payments": [], "unaccepted": []}
+    refunds = {
+        "refunds": [
+            {
+                "provider": "mtn_momo",
+                "reference": "rf-1",
+                "payment_reference": "r1",
+                "amount": "2000",
+                "currency": "UGX",
+                "status": "SUCCESSFUL",
+                "reason": None,
+                "create_requests": 2,
+                "payouts": 1,
+            }
+        ],
+        "unaccepted": [
+            {"provider": "mtn_momo", "reference": "rf-2", "create_requests": 3},
+        ],
+    }
+    snapshot = simulator_snapshot_from(payments, refunds)
+    assert snapshot.refunds == [
+        ProviderRefund("mtn_momo", "rf-1", "r1", "SUCCESSFUL", "2000", 1, 2, None)
+    ]
+    assert snapshot.unaccepted_refunds == {("mtn_momo", "rf-2")}
+    assert simulator_snapshot_from(payments).refunds == []
+
+    @dataclass
+    class Sent:
+        headers: dict[str, str]
+        body: bytes
+
+    refund_event = Sent(
+        {"Webhook-Id": "evt_1"},
+        json.dumps(
+            {"type": "refund.succeeded", "data": {"id": "re_1", "payment_id": "pay_1"}}
+        ).encode(),
+    )
+    payment_event = Sent(
+        {"webhook-id": "evt_2"},
+        json.dumps({"type": "payment.succeeded", "data": {"id": "pay_1"}}).encode(),
+    )
+    assert deliveries_from([refund_event, payment_event], [refund_event]) == [
+        Delivery("evt_1", "pay_1", "refund.succeeded", accepted=True, refund_id="re_1"),
+        Delivery("evt_2", "pay_1", "payment.succeeded", accepted=False),
+    ]
