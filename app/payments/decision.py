@@ -104,7 +104,7 @@ def decide(
         return None
 
     # From here the provider says successful or failed: it must be about our amount.
-    mismatch = _amount_mismatch(payment, answer)
+    mismatch = amount_mismatch(payment.amount_minor, payment.currency, answer)
     if mismatch is not None:
         logger.error(
             "provider reports another amount: %s",
@@ -147,13 +147,16 @@ def decide(
     return None
 
 
-def _amount_mismatch(payment: Payment, answer: StatusResult) -> str | None:
-    # A provider that does not report the amount or currency (Airtel's enquiry) is not
-    # contradicting it.
-    if answer.amount_minor is not None and answer.amount_minor != payment.amount_minor:
-        return f"amount {answer.amount_minor} != {payment.amount_minor} (minor units)"
-    if answer.currency is not None and answer.currency != payment.currency:
-        return f"currency {answer.currency} != {payment.currency}"
+def amount_mismatch(amount_minor: int, currency: str, answer: StatusResult) -> str | None:
+    """How ``answer`` contradicts the amount and currency we asked for, or None.
+
+    A provider that does not report the amount or currency (Airtel's enquiry) is not
+    contradicting it.
+    """
+    if answer.amount_minor is not None and answer.amount_minor != amount_minor:
+        return f"amount {answer.amount_minor} != {amount_minor} (minor units)"
+    if answer.currency is not None and answer.currency != currency:
+        return f"currency {answer.currency} != {currency}"
     return None
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from app.payments.decision import amount_mismatch
 from app.payments.domain import Actor
 from app.providers.base import ProviderPaymentStatus, StatusResult
 from app.refunds.domain import RefundStatus
@@ -71,7 +72,7 @@ def decide_refund(
     ):
         return _timed_out(refund, answer, actor=actor, now=now, timeout=timeout)
 
-    mismatch = _amount_mismatch(refund, answer)
+    mismatch = amount_mismatch(refund.amount_minor, refund.currency, answer)
     if mismatch is not None:
         logger.error(
             "provider reports another refund amount: %s",
@@ -135,14 +136,6 @@ def _timed_out(
     return RefundChange(
         to_status=RefundStatus.NEEDS_REVIEW, actor=actor, detail=detail, failure_message=detail
     )
-
-
-def _amount_mismatch(refund: Refund, answer: StatusResult) -> str | None:
-    if answer.amount_minor is not None and answer.amount_minor != refund.amount_minor:
-        return f"amount {answer.amount_minor} != {refund.amount_minor} (minor units)"
-    if answer.currency is not None and answer.currency != refund.currency:
-        return f"currency {answer.currency} != {refund.currency}"
-    return None
 
 
 def _contradiction(refund: Refund, answer: StatusResult, actor: Actor) -> RefundChange:

@@ -9,6 +9,7 @@ configuration.
 from __future__ import annotations
 
 import logging
+from typing import Self
 from urllib.parse import quote
 
 import httpx
@@ -120,8 +121,9 @@ def normalise_prefix(prefix: str) -> str:
     return f"/{stripped}" if stripped else ""
 
 
-class AirtelMoneyCollection:
-    """Airtel Money collections as a ``PaymentProvider``."""
+class AirtelApi:
+    """What every Airtel call shares: the credentials, one cached token for the push, the
+    enquiry and the refund alike, the country and currency headers, and Airtel's retry rules."""
 
     name: Provider = Provider.AIRTEL_MONEY
 
@@ -157,7 +159,7 @@ class AirtelMoneyCollection:
         token_cache: TokenCache,
         retry_policy: RetryPolicy | None = None,
         client: httpx.AsyncClient | None = None,
-    ) -> AirtelMoneyCollection:
+    ) -> Self:
         airtel = settings.provider_settings(AirtelMoneySettings)
         if not (airtel.client_id and airtel.client_secret):
             raise ProviderNotConfigured("Airtel Money credentials are not set")
@@ -174,6 +176,34 @@ class AirtelMoneyCollection:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    async def _send(self, request: httpx.Request, operation: str) -> Reply:
+        """An authenticated call, retried by Airtel's own rules (see ``is_transient``)."""
+        return await send_with_retries(
+            self._client,
+            request,
+            policy=self._policy,
+            provider=self.name,
+            operation=operation,
+            auth=self._auth,
+            is_transient=is_transient,
+        )
+
+    def _headers(self) -> dict[str, str]:
+        return {"X-Country": self._country, "X-Currency": self.currency, "Accept": "*/*"}
+
+    async def _fetch_token(self) -> AccessToken:
+        return await fetch_token(
+            self._client,
+            self._prefix,
+            self._client_id,
+            self._client_secret,
+            policy=self._policy,
+        )
+
+
+class AirtelMoneyCollection(AirtelApi):
+    """Airtel Money collections as a ``PaymentProvider``."""
 
     # --- PaymentProvider ------------------------------------------------------------------
     async def request_payment(self, request: PaymentRequest) -> InitiationResult:
@@ -201,18 +231,6 @@ class AirtelMoneyCollection:
             self._send(http_request, "airtel.push"), log_name=PUSH, provider_answer=_push_answer
         )
 
-    async def _send(self, request: httpx.Request, operation: str) -> Reply:
-        """An authenticated call, retried by Airtel's own rules (see ``is_transient``)."""
-        return await send_with_retries(
-            self._client,
-            request,
-            policy=self._policy,
-            provider=self.name,
-            operation=operation,
-            auth=self._auth,
-            is_transient=is_transient,
-        )
-
     async def get_status(self, reference: str) -> StatusResult:
         operation = "airtel.enquiry"
         path = f"{self._prefix}/standard/v1/payments/{quote(reference, safe='')}"
@@ -237,19 +255,6 @@ class AirtelMoneyCollection:
             operation=operation,
             detail=answer.describe() if answer else outcomes.describe_status(response),
             configuration=answer is not None and answer.entry.configuration,
-        )
-
-    # --- plumbing --------------------------------------------------------------------------
-    def _headers(self) -> dict[str, str]:
-        return {"X-Country": self._country, "X-Currency": self.currency, "Accept": "*/*"}
-
-    async def _fetch_token(self) -> AccessToken:
-        return await fetch_token(
-            self._client,
-            self._prefix,
-            self._client_id,
-            self._client_secret,
-            policy=self._policy,
         )
 
 

@@ -28,34 +28,17 @@ from __future__ import annotations
 import logging
 
 import httpx
-from pydantic import SecretStr
 
-from app.config import Settings
 from app.providers import outcomes
 from app.providers.airtel_money import refund_wire, wire
-from app.providers.airtel_money.adapter import (
-    RULES,
-    fetch_token,
-    is_transient,
-    normalise_prefix,
-    token_cache_key,
-)
-from app.providers.airtel_money.settings import AirtelMoneySettings
+from app.providers.airtel_money.adapter import RULES, AirtelApi
 from app.providers.base import RefundRequest, RefundResult, StatusResult
-from app.providers.errors import ProviderNotConfigured, ProviderRejected, ProviderUnavailable
+from app.providers.errors import ProviderRejected, ProviderUnavailable
 from app.providers.http import (
     Reply,
-    RetryPolicy,
-    client_for,
     response_json,
-    send_with_retries,
 )
-from app.providers.tokens import (
-    AccessToken,
-    CachedTokenAuth,
-    TokenCache,
-)
-from app.vocabulary import FailureCode, Provider
+from app.vocabulary import FailureCode
 
 logger = logging.getLogger(__name__)
 
@@ -142,60 +125,8 @@ def _describe(response: httpx.Response, answer: wire.AirtelAnswer | None) -> str
     return answer.describe() if answer is not None else outcomes.describe_status(response)
 
 
-class AirtelMoneyRefunds:
-    """Airtel Money refunds as a ``RefundProvider``."""
-
-    name: Provider = Provider.AIRTEL_MONEY
-
-    def __init__(
-        self,
-        *,
-        client: httpx.AsyncClient,
-        client_id: str,
-        client_secret: SecretStr,
-        country: str,
-        currency: str,
-        token_cache: TokenCache,
-        path_prefix: str = "",
-        retry_policy: RetryPolicy | None = None,
-    ) -> None:
-        self._client = client
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._country = country
-        self.currency = currency
-        self._prefix = normalise_prefix(path_prefix)
-        self._policy = retry_policy or RetryPolicy()
-        key = token_cache_key(
-            str(client.base_url), self._prefix, client_id, client_secret.get_secret_value()
-        )
-        self._auth = CachedTokenAuth(cache=token_cache, key=key, fetch=self._fetch_token)
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        token_cache: TokenCache,
-        retry_policy: RetryPolicy | None = None,
-        client: httpx.AsyncClient | None = None,
-    ) -> AirtelMoneyRefunds:
-        airtel = settings.provider_settings(AirtelMoneySettings)
-        if not (airtel.client_id and airtel.client_secret):
-            raise ProviderNotConfigured("Airtel Money credentials are not set")
-        return cls(
-            client=client or client_for(settings, airtel.api_url),
-            client_id=airtel.client_id,
-            client_secret=airtel.client_secret,
-            country=airtel.country,
-            currency=airtel.currency,
-            path_prefix=airtel.path_prefix,
-            token_cache=token_cache,
-            retry_policy=retry_policy,
-        )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+class AirtelMoneyRefunds(AirtelApi):
+    """Airtel Money refunds as a ``RefundProvider``: the collection credentials and token."""
 
     # --- RefundProvider --------------------------------------------------------------------
     async def request_refund(self, request: RefundRequest) -> RefundResult:
@@ -224,7 +155,7 @@ class AirtelMoneyRefunds:
             json=body.model_dump(),
         )
         try:
-            reply = await self._send(http_request)
+            reply = await self._send(http_request, OPERATION)
         except ProviderUnavailable as exc:
             return _unknown(str(exc))
         except ProviderRejected as exc:
@@ -234,28 +165,3 @@ class AirtelMoneyRefunds:
                 FailureCode.PROVIDER_ERROR, f"Airtel refused the credentials: {exc}"
             )
         return _decide(reply)
-
-    async def _send(self, request: httpx.Request) -> Reply:
-        return await send_with_retries(
-            self._client,
-            request,
-            policy=self._policy,
-            provider=self.name,
-            operation=OPERATION,
-            auth=self._auth,
-            is_transient=is_transient,
-        )
-
-    def _headers(self) -> dict[str, str]:
-        return {"X-Country": self._country, "X-Currency": self.currency, "Accept": "*/*"}
-
-    async def _fetch_token(self) -> AccessToken:
-        # The collection adapter's call: whichever adapter finds the shared cache empty
-        # fetches the token for both.
-        return await fetch_token(
-            self._client,
-            self._prefix,
-            self._client_id,
-            self._client_secret,
-            policy=self._policy,
-        )

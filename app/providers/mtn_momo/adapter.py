@@ -10,7 +10,6 @@ import logging
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr
 
 from app.config import Settings
 from app.money import AmountError
@@ -25,14 +24,12 @@ from app.providers.http import (
     send_with_retries,
 )
 from app.providers.mtn_momo import answers, wire
+from app.providers.mtn_momo.product import MtnProduct
 from app.providers.mtn_momo.settings import MtnMomoSettings
 from app.providers.tokens import (
-    AccessToken,
-    CachedTokenAuth,
     TokenCache,
-    credentials_fingerprint,
 )
-from app.vocabulary import FailureCode, Provider
+from app.vocabulary import FailureCode
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +41,6 @@ RULES = outcomes.OutcomeRules(
     credentials_hint="check MTN credentials and settings",
 )
 
-TOKEN_PATH = "/collection/token/"  # noqa: S105 (a path, not a secret)
 REQUEST_TO_PAY_PATH = "/collection/v1_0/requesttopay"
 BALANCE_PATH = "/collection/v1_0/account/balance"
 
@@ -74,39 +70,12 @@ def _is_transient_initiation(response: httpx.Response) -> bool:
     return wire.final_initiation_refusal(answers.error_code(response)) is None
 
 
-class MtnMomoCollection:
+class MtnMomoCollection(MtnProduct):
     """The MTN MoMo Collection product as a ``PaymentProvider``."""
 
-    name: Provider = Provider.MTN_MOMO
-
-    def __init__(
-        self,
-        *,
-        client: httpx.AsyncClient,
-        api_user: str,
-        api_key: SecretStr,
-        subscription_key: SecretStr,
-        target_environment: str,
-        currency: str,
-        token_cache: TokenCache,
-        retry_policy: RetryPolicy | None = None,
-    ) -> None:
-        self._client = client
-        self._api_user = api_user
-        self._api_key = api_key
-        self._subscription_key = subscription_key
-        self._target_environment = target_environment
-        self.currency = currency
-        self._policy = retry_policy or RetryPolicy()
-        fingerprint = credentials_fingerprint(
-            str(client.base_url),
-            api_user,
-            api_key.get_secret_value(),
-            subscription_key.get_secret_value(),
-        )
-        self._auth = CachedTokenAuth(
-            cache=token_cache, key=f"mtn_momo:collection:{fingerprint}", fetch=self._fetch_token
-        )
+    product = "collection"
+    token_operation = "mtn.token"  # noqa: S105 (an operation name, not a secret)
+    rules = RULES
 
     @classmethod
     def from_settings(
@@ -130,9 +99,6 @@ class MtnMomoCollection:
             token_cache=token_cache,
             retry_policy=retry_policy,
         )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     # --- PaymentProvider ------------------------------------------------------------------
     async def request_payment(self, request: PaymentRequest) -> InitiationResult:
@@ -216,51 +182,3 @@ class MtnMomoCollection:
         return balance.available_balance, balance.currency
 
     # --- plumbing --------------------------------------------------------------------------
-    def _headers(self) -> dict[str, str]:
-        return {
-            "X-Target-Environment": self._target_environment,
-            "Ocp-Apim-Subscription-Key": self._subscription_key.get_secret_value(),
-        }
-
-    async def _query(self, path: str, *, operation: str) -> httpx.Response:
-        """GET with retries; no answer at all is ``ProviderUnavailable``."""
-        request = self._client.build_request("GET", path, headers=self._headers())
-        sending = send_with_retries(
-            self._client,
-            request,
-            policy=self._policy,
-            provider=self.name,
-            operation=operation,
-            auth=self._auth,
-            is_transient=answers.is_transient_query,
-        )
-        return await RULES.read_or_unavailable(sending, operation=operation)
-
-    @staticmethod
-    def _require_success(response: httpx.Response, *, operation: str) -> None:
-        RULES.require_success(
-            response,
-            operation=operation,
-            describe=answers.describe,
-            configuration=answers.is_configuration_error,
-        )
-
-    async def _fetch_token(self) -> AccessToken:
-        request = self._client.build_request(
-            "POST",
-            TOKEN_PATH,
-            headers={"Ocp-Apim-Subscription-Key": self._subscription_key.get_secret_value()},
-        )
-        reply = await send_with_retries(
-            self._client,
-            request,
-            policy=self._policy,
-            provider=self.name,
-            operation="mtn.token",
-            auth=httpx.BasicAuth(self._api_user, self._api_key.get_secret_value()),
-            is_transient=answers.is_transient_token,
-        )
-        RULES.require_token_granted(reply.response)
-        payload = response_json(reply.response)
-        token = outcomes.parse_answer(wire.MtnToken, payload, operation="mtn.token")
-        return AccessToken.from_response(token.access_token, token.expires_in)

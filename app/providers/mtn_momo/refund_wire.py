@@ -10,18 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from app.money import format_amount
-from app.providers.base import ProviderPaymentStatus, RefundRequest, StatusResult
+from app.providers.base import RefundRequest, StatusResult
 from app.providers.mtn_momo.wire import (
     MTN_CONFIGURATION_ERRORS,
     MtnErrorReason,
     MtnParty,
     _MtnModel,
-    amount_minor,
-    describe_reason,
     failure_code_for,
     final_initiation_refusal,
-    reason_code,
     sanitize_note,
+    status_result,
 )
 from app.vocabulary import FailureCode
 
@@ -109,21 +107,5 @@ def is_known_status(payload: MtnRefundStatus) -> bool:
 
 
 def refund_status_result(payload: MtnRefundStatus, raw: dict[str, Any]) -> StatusResult:
-    status = payload.status.strip().upper()
-    common: dict[str, Any] = {
-        "amount_minor": amount_minor(payload.amount, payload.currency),
-        "currency": payload.currency,
-        "provider_transaction_id": payload.financial_transaction_id or None,
-        "raw": raw,
-    }
-    if status == "SUCCESSFUL":
-        return StatusResult(status=ProviderPaymentStatus.SUCCESSFUL, **common)
-    if status == "FAILED":
-        return StatusResult(
-            status=ProviderPaymentStatus.FAILED,
-            failure_code=refund_failure_code_for(reason_code(payload.reason)),
-            failure_message=describe_reason(payload.reason) or "FAILED without a reason",
-            **common,
-        )
-    # PENDING, and anything MTN may add later: never settle a refund on a status we do not know.
-    return StatusResult(status=ProviderPaymentStatus.PENDING, **common)
+    """The refund status in the gateway's terms, its reasons read as a refund's."""
+    return status_result(payload, raw, failure_code=refund_failure_code_for)

@@ -12,7 +12,6 @@ import logging
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr
 
 from app.config import Settings
 from app.money import AmountError
@@ -32,15 +31,13 @@ from app.providers.http import (
     response_json,
     send_with_retries,
 )
-from app.providers.mtn_momo import answers, refund_wire, wire
+from app.providers.mtn_momo import answers, refund_wire
+from app.providers.mtn_momo.product import MtnProduct
 from app.providers.mtn_momo.settings import MtnMomoSettings
 from app.providers.tokens import (
-    AccessToken,
-    CachedTokenAuth,
     TokenCache,
-    credentials_fingerprint,
 )
-from app.vocabulary import FailureCode, Provider
+from app.vocabulary import FailureCode
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +51,6 @@ RULES = outcomes.OutcomeRules(
     "server's IP address for Disbursement",
 )
 
-TOKEN_PATH = "/disbursement/token/"  # noqa: S105 (a path, not a secret)
 REFUND_PATH = "/disbursement/v2_0/refund"
 # MTN has one status endpoint for v1 and v2 refunds alike.
 REFUND_STATUS_PATH = "/disbursement/v1_0/refund"
@@ -98,41 +94,12 @@ def _as_refund_result(result: InitiationResult) -> RefundResult:
     return RefundResult.unknown(result.failure_message or "outcome unknown")
 
 
-class MtnMomoDisbursement:
+class MtnMomoDisbursement(MtnProduct):
     """The MTN MoMo Disbursement product as a ``RefundProvider``."""
 
-    name: Provider = Provider.MTN_MOMO
-
-    def __init__(
-        self,
-        *,
-        client: httpx.AsyncClient,
-        api_user: str,
-        api_key: SecretStr,
-        subscription_key: SecretStr,
-        target_environment: str,
-        currency: str,
-        token_cache: TokenCache,
-        retry_policy: RetryPolicy | None = None,
-    ) -> None:
-        self._client = client
-        self._api_user = api_user
-        self._api_key = api_key
-        self._subscription_key = subscription_key
-        self._target_environment = target_environment
-        self.currency = currency
-        self._policy = retry_policy or RetryPolicy()
-        fingerprint = credentials_fingerprint(
-            str(client.base_url),
-            api_user,
-            api_key.get_secret_value(),
-            subscription_key.get_secret_value(),
-        )
-        # Its own key even when MTN issued one API user for both products: a Collection token is
-        # refused by Disbursement, and the other way round.
-        self._auth = CachedTokenAuth(
-            cache=token_cache, key=f"mtn_momo:disbursement:{fingerprint}", fetch=self._fetch_token
-        )
+    product = "disbursement"
+    token_operation = "mtn.disbursement_token"  # noqa: S105 (an operation name)
+    rules = RULES
 
     @classmethod
     def from_settings(
@@ -160,9 +127,6 @@ class MtnMomoDisbursement:
             token_cache=token_cache,
             retry_policy=retry_policy,
         )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     # --- RefundProvider ---------------------------------------------------------------------
     async def request_refund(self, request: RefundRequest) -> RefundResult:
@@ -207,12 +171,7 @@ class MtnMomoDisbursement:
         )
         if not_found is not None:
             return not_found
-        RULES.require_success(
-            response,
-            operation=operation,
-            describe=answers.describe,
-            configuration=answers.is_configuration_error,
-        )
+        self._require_success(response, operation=operation)
         raw = response_json(response)
         payload = outcomes.parse_answer(refund_wire.MtnRefundStatus, raw, operation=operation)
         if not refund_wire.is_known_status(payload):
@@ -220,11 +179,6 @@ class MtnMomoDisbursement:
         return refund_wire.refund_status_result(payload, raw)
 
     # --- plumbing --------------------------------------------------------------------------
-    def _headers(self) -> dict[str, str]:
-        return {
-            "X-Target-Environment": self._target_environment,
-            "Ocp-Apim-Subscription-Key": self._subscription_key.get_secret_value(),
-        }
 
     def _refund_headers(self, request: RefundRequest) -> dict[str, str]:
         headers = self._headers()
@@ -235,37 +189,3 @@ class MtnMomoDisbursement:
         if request.callback_url:
             headers["X-Callback-Url"] = request.callback_url
         return headers
-
-    async def _query(self, path: str, *, operation: str) -> httpx.Response:
-        """GET with retries; no answer at all is ``ProviderUnavailable``."""
-        request = self._client.build_request("GET", path, headers=self._headers())
-        sending = send_with_retries(
-            self._client,
-            request,
-            policy=self._policy,
-            provider=self.name,
-            operation=operation,
-            auth=self._auth,
-            is_transient=answers.is_transient_query,
-        )
-        return await RULES.read_or_unavailable(sending, operation=operation)
-
-    async def _fetch_token(self) -> AccessToken:
-        request = self._client.build_request(
-            "POST",
-            TOKEN_PATH,
-            headers={"Ocp-Apim-Subscription-Key": self._subscription_key.get_secret_value()},
-        )
-        reply = await send_with_retries(
-            self._client,
-            request,
-            policy=self._policy,
-            provider=self.name,
-            operation="mtn.disbursement_token",
-            auth=httpx.BasicAuth(self._api_user, self._api_key.get_secret_value()),
-            is_transient=answers.is_transient_token,
-        )
-        RULES.require_token_granted(reply.response)
-        payload = response_json(reply.response)
-        token = outcomes.parse_answer(wire.MtnToken, payload, operation="mtn.disbursement_token")
-        return AccessToken.from_response(token.access_token, token.expires_in)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -219,7 +220,28 @@ def amount_minor(amount: str | None, currency: str | None) -> int | None:
         return None
 
 
-def status_result(payload: MtnRequestToPayStatus, raw: dict[str, Any]) -> StatusResult:
+class StatusBody(Protocol):
+    """What MTN's status bodies share: a request-to-pay's and a refund's alike."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def amount(self) -> str | None: ...
+    @property
+    def currency(self) -> str | None: ...
+    @property
+    def financial_transaction_id(self) -> str | None: ...
+    @property
+    def reason(self) -> str | MtnErrorReason | None: ...
+
+
+def status_result(
+    payload: StatusBody,
+    raw: dict[str, Any],
+    *,
+    failure_code: Callable[[str | None], FailureCode] = failure_code_for,
+) -> StatusResult:
+    """A status body in the gateway's terms; ``failure_code`` reads a FAILED one's reason."""
     status = payload.status.strip().upper()
     common: dict[str, Any] = {
         "amount_minor": amount_minor(payload.amount, payload.currency),
@@ -232,7 +254,7 @@ def status_result(payload: MtnRequestToPayStatus, raw: dict[str, Any]) -> Status
     if status == "FAILED":
         return StatusResult(
             status=ProviderPaymentStatus.FAILED,
-            failure_code=failure_code_for(reason_code(payload.reason)),
+            failure_code=failure_code(reason_code(payload.reason)),
             failure_message=describe_reason(payload.reason) or "FAILED without a reason",
             **common,
         )
