@@ -32,7 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import BoundWrite, insert_with_named_params
 from app.pagination import newest_first_page
-from app.payments.domain import ABANDONED_INITIATION_AFTER, ORDER_BLOCKING_STATUSES, PaymentStatus
+from app.payments.domain import (
+    ABANDONED_INITIATION_AFTER,
+    ORDER_BLOCKING_STATUSES,
+    Actor,
+    PaymentStatus,
+)
 from app.payments.models import Payment, PaymentTransition
 from app.vocabulary import Provider
 
@@ -219,6 +224,16 @@ async def get_for_merchant(
     return await session.scalar(
         select(Payment).where(Payment.id == payment_id, Payment.merchant_id == merchant_id)
     )
+
+
+async def resolved_by_operator(session: AsyncSession, payment_id: str) -> bool:
+    """Whether a person settled this payment (an audit row with an operator as actor)."""
+    found = await session.execute(
+        select(TRANSITIONS.c.id)
+        .where(TRANSITIONS.c.payment_id == payment_id, TRANSITIONS.c.actor == Actor.OPERATOR.value)
+        .limit(1)
+    )
+    return found.first() is not None
 
 
 async def get(session: AsyncSession, payment_id: str) -> Payment | None:

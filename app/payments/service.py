@@ -168,7 +168,7 @@ class PaymentService:
             logger.exception("could not record a status read", extra={"payment_id": payment.id})
 
     async def apply_status(self, payment: Payment, result: StatusResult, actor: Actor) -> Payment:
-        change = decide(payment, result, actor=actor, now=utcnow(), deadlines=self._deadlines)
+        change = await self._decide(payment, result, actor)
         if change is None:
             return await self._reload(payment.id)
         changed = await self.transition(
@@ -179,7 +179,7 @@ class PaymentService:
         # Someone moved the payment first: judge the same answer against the row as it is now
         # (e.g. a failure reported after another writer recorded success is a contradiction).
         current = await self._reload(payment.id)
-        change = decide(current, result, actor=actor, now=utcnow(), deadlines=self._deadlines)
+        change = await self._decide(current, result, actor)
         if change is not None:
             changed = await self.transition(
                 current.id, change, from_status=PaymentStatus(current.status)
@@ -188,6 +188,26 @@ class PaymentService:
                 return changed
             current = await self._reload(payment.id)
         return current
+
+    async def _decide(self, payment: Payment, result: StatusResult, actor: Actor) -> Change | None:
+        """``decide``, except that a payment a person resolved stays as they resolved it.
+
+        An operator settles a needs_review payment after checking it with the provider; the
+        provider contradicting it again asks the same question they answered, and a second
+        review would only undo their decision. It is logged and left alone."""
+        change = decide(payment, result, actor=actor, now=utcnow(), deadlines=self._deadlines)
+        if change is None or payment.status == PaymentStatus.PENDING.value:
+            return change
+        async with self._sessions() as session:
+            resolved = await repository.resolved_by_operator(session, payment.id)
+        if not resolved:
+            return change
+        logger.warning(
+            "provider disagrees with an operator's resolution (%s); left as resolved",
+            change.detail,
+            extra={"payment_id": payment.id, "provider": payment.provider},
+        )
+        return None
 
     async def transition(
         self,

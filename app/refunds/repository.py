@@ -10,7 +10,7 @@ from sqlalchemy import Row, Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.pagination import newest_first_page
-from app.payments.domain import ABANDONED_INITIATION_AFTER, PaymentStatus
+from app.payments.domain import ABANDONED_INITIATION_AFTER, Actor, PaymentStatus
 from app.payments.models import Payment
 from app.payments.repository import payment_from_row
 from app.refunds.domain import HOLDING_STATUSES, RefundStatus
@@ -180,6 +180,16 @@ async def update_returning(
 
 
 # --- reads ----------------------------------------------------------------------------------------
+
+
+async def resolved_by_operator(session: AsyncSession, refund_id: str) -> bool:
+    """Whether a person settled this refund (an audit row with an operator as actor)."""
+    found = await session.execute(
+        select(TRANSITIONS.c.id)
+        .where(TRANSITIONS.c.refund_id == refund_id, TRANSITIONS.c.actor == Actor.OPERATOR.value)
+        .limit(1)
+    )
+    return found.first() is not None
 
 
 async def get(session: AsyncSession, refund_id: str) -> Refund | None:

@@ -347,10 +347,25 @@ class RefundService:
                     raise
             await self._record_read(refund, actor, answer)
         change = decide_refund(refund, answer, actor=actor, now=utcnow(), timeout=self._timeout)
+        if change is not None and await self._resolved_by_operator(refund):
+            # A person settled it after checking with the provider: a second review of the
+            # same question would only undo their decision.
+            logger.warning(
+                "provider disagrees with an operator's resolution (%s); left as resolved",
+                change.detail,
+                extra={"refund_id": refund.id, "provider": refund.provider},
+            )
+            change = None
         if change is None:
             return await self._reload(refund.id)
         changed = await self.transition(refund.id, change, from_status=RefundStatus(refund.status))
         return changed if changed is not None else await self._reload(refund.id)
+
+    async def _resolved_by_operator(self, refund: Refund) -> bool:
+        if refund.status == RefundStatus.PENDING.value:
+            return False
+        async with self._sessions() as session:
+            return await repository.resolved_by_operator(session, refund.id)
 
     async def transition(
         self,

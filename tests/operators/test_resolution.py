@@ -233,3 +233,28 @@ async def test_a_refund_in_review_is_resolved_and_the_refunded_total_follows(
             operator_email="ops@shop.example",
             source="cli",
         )
+    # The provider keeps reporting the other amount: a callback's check leaves the person's
+    # decision as it is, with no second review and no new event.
+    again = await runtime.refunds.check_with_provider(created["id"], Actor.CALLBACK)
+    assert again.status == "succeeded"
+    after = [e["type"] for e in await events_of(client, auth, payment["id"]) if e["refund_id"]]
+    assert sorted(after) == ["refund.needs_review", "refund.succeeded"]
+
+
+async def test_a_resolved_payment_stays_resolved_when_the_provider_still_disagrees(
+    client, auth, runtime, admin, fake_providers
+):
+    payment = await needs_review_payment(client, auth, runtime)
+    await resolve(runtime, payment["id"])
+    fake_providers[Provider.MTN_MOMO].status = StatusResult(
+        status=ProviderPaymentStatus.FAILED, failure_code=None
+    )
+    refreshed = await client.post(f"/v1/payments/{payment['id']}/refresh", headers=auth)
+    assert (refreshed.status_code, refreshed.json()["status"]) == (200, "successful")
+    fake_providers[Provider.MTN_MOMO].status = StatusResult(
+        status=ProviderPaymentStatus.SUCCESSFUL, amount_minor=40000, currency="UGX"
+    )
+    refreshed = await client.post(f"/v1/payments/{payment['id']}/refresh", headers=auth)
+    assert (refreshed.status_code, refreshed.json()["status"]) == (200, "successful")
+    types = [e["type"] for e in await events_of(client, auth, payment["id"])]
+    assert types == ["payment.succeeded", "payment.needs_review"]

@@ -391,6 +391,36 @@ async def refund_statuses(stack: Stack) -> dict[str, str]:
     return {refund.id: refund.status for refund in snapshot.refunds}
 
 
+# --- the provider's word forced, and operators ---------------------------------------------------
+
+
+async def settle_at_provider(stack: Stack, reference: str, **body: Any) -> dict[str, Any]:
+    """``POST /_simulator/payments/{reference}/settle``: make the provider hold ``body``'s
+    status (``amount``: report another amount), and send its callback."""
+    response = await stack.simulator.post(f"/_simulator/payments/{reference}/settle", json=body)
+    assert response.status_code == 200, response.text
+    settled: dict[str, Any] = response.json()
+    return settled
+
+
+async def settle_refund_at_provider(stack: Stack, reference: str, **body: Any) -> dict[str, Any]:
+    """``POST /_simulator/refunds/{reference}/settle`` (MTN): force what MTN reports for a
+    refund (``amount``: another amount), and send its callback."""
+    response = await stack.simulator.post(f"/_simulator/refunds/{reference}/settle", json=body)
+    assert response.status_code == 200, response.text
+    settled: dict[str, Any] = response.json()
+    return settled
+
+
+async def run_cli(*argv: str) -> int:
+    """``momo-gateway ARGV`` through its entry point, ``app.cli.main``, in a thread of its own
+    (with its own event loop), as an operator runs it beside the running stack; its exit code.
+    The environment names the stack: set each of ``settings_env(stack.settings)`` first."""
+    from app.cli import main
+
+    return await asyncio.to_thread(main, list(argv))
+
+
 # --- the worker as its own process ---------------------------------------------------------------
 
 

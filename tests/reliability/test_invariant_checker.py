@@ -14,6 +14,7 @@ from tests.reliability.invariants import (
     GatewayPayment,
     GatewayRefund,
     GatewaySnapshot,
+    OperatorAction,
     ProviderPayment,
     ProviderRefund,
     RefundTransition,
@@ -623,4 +624,383 @@ def test_the_refund_ledger_and_refund_deliveries_are_read_as_served():
     assert deliveries_from([refund_event, payment_event], [refund_event]) == [
         Delivery("evt_1", "pay_1", "refund.succeeded", accepted=True, refund_id="re_1"),
         Delivery("evt_2", "pay_1", "payment.succeeded", accepted=False),
+    ]
+
+
+# --- operator resolutions ------------------------------------------------------------------------
+
+NOTE = "Checked with MTN support: the payer was charged 1,000 once."
+
+
+def resolution_world() -> tuple[GatewaySnapshot, SimulatorSnapshot, list[Delivery]]:
+    """The refund world, plus what operators resolved, each with its audit row and event:
+
+    * pay_rev: MTN reported another amount (pending → needs_review); ops@ resolved it
+      successful (audit row 1);
+    * pay_twice: successful, then MTN said FAILED (→ needs_review); ops@ resolved it successful
+      again (audit row 2): two payment.succeeded, one of them the resolution's;
+    * re_lost: the refund call never got an answer (needs_review); resolved failed (row 3).
+    """
+    gateway, simulator, deliveries = refund_world()
+    gateway.payments += [
+        GatewayPayment("pay_rev", "mtn_momo", "successful", "ref-rev", None, "ORD-REV", 1000),
+        GatewayPayment("pay_twice", "mtn_momo", "successful", "ref-twice", None, "ORD-2", 1000),
+    ]
+    gateway.transitions += [
+        Transition(20, "pay_rev", None, "pending", "api"),
+        Transition(21, "pay_twice", None, "pending", "api"),
+        Transition(22, "pay_rev", "pending", "needs_review", "callback"),
+        Transition(23, "pay_twice", "pending", "successful", "callback"),
+        Transition(24, "pay_twice", "successful", "needs_review", "reconciler"),
+        Transition(25, "pay_rev", "needs_review", "successful", "operator", "op_1"),
+        Transition(26, "pay_twice", "needs_review", "successful", "operator", "op_1"),
+    ]
+    gateway.refunds[3] = replace(gateway.refunds[3], status="failed")
+    gateway.refund_transitions.append(
+        RefundTransition(10, "re_lost", "needs_review", "failed", "operator", "op_2")
+    )
+    gateway.operator_actions = [
+        OperatorAction(1, "op_1", "payment.resolve", "payment", "pay_rev", "successful", NOTE),
+        OperatorAction(2, "op_1", "payment.resolve", "payment", "pay_twice", "successful", NOTE),
+        OperatorAction(3, "op_2", "refund.resolve", "refund", "re_lost", "failed", NOTE),
+        # Not a resolution: the checker has nothing to say about it.
+        OperatorAction(4, "op_2", "merchant.rotate_key", "merchant", "mer_1"),
+    ]
+    new_events = [
+        GatewayEvent("evt_rev_review", "pay_rev", "payment.needs_review", "delivered"),
+        GatewayEvent("evt_rev_ok", "pay_rev", "payment.succeeded", "delivered", None, 1),
+        GatewayEvent("evt_twice_ok", "pay_twice", "payment.succeeded", "delivered"),
+        GatewayEvent("evt_twice_review", "pay_twice", "payment.needs_review", "delivered"),
+        GatewayEvent("evt_twice_ok_2", "pay_twice", "payment.succeeded", "delivered", None, 2),
+        GatewayEvent("evt_re_lost_no", "pay_ok", "refund.failed", "delivered", "re_lost", 3),
+    ]
+    gateway.events += new_events
+    deliveries += [Delivery(e.id, e.payment_id, e.type, refund_id=e.refund_id) for e in new_events]
+    simulator.payments += [
+        ProviderPayment("mtn_momo", "ref-rev", "SUCCESSFUL"),  # for another amount
+        ProviderPayment("mtn_momo", "ref-twice", "FAILED"),  # a person decided otherwise
+    ]
+    return gateway, simulator, deliveries
+
+
+def test_resolutions_with_their_events_and_audit_rows_have_no_violations():
+    gateway, simulator, deliveries = resolution_world()
+    assert violations_of(gateway, simulator, deliveries) == []
+    assert violations_of(gateway, simulator, deliveries, require_delivered_status=True) == []
+
+
+def test_a_resolution_without_an_audit_row_is_reported():
+    gateway, simulator, deliveries = resolution_world()
+    gateway.operator_actions = [a for a in gateway.operator_actions if a.id != 2]
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert found == [
+        # Not exempt any more: MTN holds FAILED.
+        "[state] pay_twice: gateway says successful, the provider holds FAILED "
+        "(expected one of ['failed'])",
+        "[events] pay_twice: payment.succeeded evt_twice_ok_2 is tied to audit row 2, which "
+        "records no resolution of this payment",
+        "[audit] pay_twice: resolution needs_review→successful (transition 26) has no "
+        "payment.resolve audit row (by op_1, to successful)",
+    ]
+
+
+def test_an_audit_row_without_a_note_or_without_a_resolution_is_reported():
+    gateway, simulator, deliveries = resolution_world()
+    gateway.operator_actions[0] = replace(gateway.operator_actions[0], note="  ")
+    gateway.operator_actions.append(
+        OperatorAction(5, "op_1", "payment.resolve", "payment", "pay_ok", "failed", NOTE)
+    )
+    gateway.operator_actions.append(
+        OperatorAction(6, "op_1", "refund.resolve", "refund", "re_gone", "failed", NOTE)
+    )
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert found == [
+        "[audit] pay_ok: payment.resolve audit row 5 (by op_1, to failed) records no "
+        "resolution of the payment",
+        "[audit] pay_rev: resolution needs_review→successful (transition 25): its audit row 1 "
+        "has no note",
+        "[audit] re_gone: refund.resolve audit row 6 names refund re_gone, which is no refund "
+        "of the gateway",
+    ]
+
+
+def test_an_event_of_a_resolution_not_tied_to_its_audit_row_is_reported():
+    gateway, simulator, deliveries = resolution_world()
+    # The resolution's event written as if a machine had made the move.
+    gateway.events = [
+        replace(e, operator_action_id=None) if e.id == "evt_rev_ok" else e for e in gateway.events
+    ]
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert found == [
+        "[events] pay_rev: successful payment has events {'payment.needs_review': 1, "
+        "'payment.succeeded': 1} besides its resolutions', expected {'payment.needs_review': 1}",
+        "[events] pay_rev: resolution needs_review→successful (audit row 1) has events none, "
+        "expected {'payment.succeeded': 1}",
+    ]
+
+    # ... or tied to the audit row of another payment's resolution.
+    gateway, simulator, deliveries = resolution_world()
+    gateway.events = [
+        replace(e, operator_action_id=2) if e.id == "evt_rev_ok" else e for e in gateway.events
+    ]
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert found == [
+        "[events] pay_rev: resolution needs_review→successful (audit row 1) has events none, "
+        "expected {'payment.succeeded': 1}",
+        "[events] pay_rev: payment.succeeded evt_rev_ok is tied to audit row 2, which records "
+        "no resolution of this payment",
+    ]
+
+
+def test_two_events_for_one_resolution_are_reported():
+    gateway, simulator, deliveries = resolution_world()
+    gateway.events.append(
+        GatewayEvent("evt_rev_ok_2", "pay_rev", "payment.succeeded", "delivered", None, 1)
+    )
+    deliveries.append(Delivery("evt_rev_ok_2", "pay_rev", "payment.succeeded"))
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert found == [
+        "[events] pay_rev: resolution needs_review→successful (audit row 1) has events "
+        "{'payment.succeeded': 2}, expected {'payment.succeeded': 1}"
+    ]
+
+
+def test_a_refund_resolution_must_have_exactly_its_one_event():
+    gateway, simulator, deliveries = resolution_world()
+    gateway.events = [e for e in gateway.events if e.id != "evt_re_lost_no"]
+    deliveries = [d for d in deliveries if d.webhook_id != "evt_re_lost_no"]
+
+    assert violations_of(gateway, simulator, deliveries) == [
+        "[events] re_lost: resolution needs_review→failed (audit row 3) has events none, "
+        "expected {'refund.failed': 1}"
+    ]
+
+
+def test_an_undelivered_resolution_event_is_reported():
+    gateway, simulator, deliveries = resolution_world()
+    deliveries = [d for d in deliveries if d.webhook_id != "evt_twice_ok_2"]
+
+    assert violations_of(gateway, simulator, deliveries) == [
+        "[events] pay_twice: payment.succeeded evt_twice_ok_2 never delivered (2xx)"
+    ]
+
+
+def test_a_resolution_from_a_status_other_than_needs_review_is_reported():
+    gateway, simulator, deliveries = resolution_world()
+    # pay_rev failed at the payer's refusal, and an operator turned it successful directly.
+    gateway.transitions = [
+        replace(t, to_status="failed")
+        if t.id == 22
+        else replace(t, from_status="failed")
+        if t.id == 25
+        else t
+        for t in gateway.transitions
+    ]
+    gateway.events = [
+        replace(e, type="payment.failed") if e.id == "evt_rev_review" else e for e in gateway.events
+    ]
+    deliveries = [
+        replace(d, event_type="payment.failed") if d.webhook_id == "evt_rev_review" else d
+        for d in deliveries
+    ]
+
+    assert violations_of(gateway, simulator, deliveries) == [
+        "[audit] pay_rev: resolution failed→successful (transition 25) does not come from "
+        "needs_review"
+    ]
+
+
+def test_a_resolution_row_must_follow_a_needs_review_row():
+    gateway, simulator, deliveries = resolution_world()
+    # The row into needs_review is missing: the resolution follows a successful row.
+    gateway.transitions = [t for t in gateway.transitions if t.id != 24]
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert (
+        "[audit] pay_twice: transition needs_review→successful does not follow successful"
+    ) in found
+
+
+def test_a_machine_leaving_needs_review_is_reported():
+    gateway, simulator, deliveries = resolution_world()
+    # The reconciler "resolved" pay_rev itself, and its event is an ordinary one.
+    gateway.transitions = [
+        replace(t, actor="reconciler", operator_id=None) if t.id == 25 else t
+        for t in gateway.transitions
+    ]
+    gateway.operator_actions = [a for a in gateway.operator_actions if a.id != 1]
+    gateway.events = [
+        replace(e, operator_action_id=None) if e.id == "evt_rev_ok" else e for e in gateway.events
+    ]
+
+    assert violations_of(gateway, simulator, deliveries) == [
+        "[audit] pay_rev: transition needs_review→successful by reconciler: only an operator "
+        "resolves needs_review"
+    ]
+
+
+def test_a_resolved_payment_may_disagree_with_the_provider_but_only_when_resolved():
+    gateway, simulator, deliveries = resolution_world()
+    # A person resolved pay_rev failed although MTN holds SUCCESSFUL (for another amount).
+    gateway.payments = [
+        replace(p, status="failed") if p.id == "pay_rev" else p for p in gateway.payments
+    ]
+    gateway.transitions = [
+        replace(t, to_status="failed") if t.id == 25 else t for t in gateway.transitions
+    ]
+    gateway.operator_actions[0] = replace(gateway.operator_actions[0], to_status="failed")
+    gateway.events = [
+        replace(e, type="payment.failed") if e.id == "evt_rev_ok" else e for e in gateway.events
+    ]
+    deliveries = [
+        replace(d, event_type="payment.failed") if d.webhook_id == "evt_rev_ok" else d
+        for d in deliveries
+    ]
+    assert violations_of(gateway, simulator, deliveries) == []
+
+    # The same disagreement reached by a machine (pending → failed) is still a violation.
+    gateway.transitions = [t for t in gateway.transitions if t.id != 25]
+    gateway.transitions = [
+        replace(t, to_status="failed") if t.id == 22 else t for t in gateway.transitions
+    ]
+    gateway.operator_actions = [a for a in gateway.operator_actions if a.id != 1]
+    gateway.events = [e for e in gateway.events if e.id != "evt_rev_review"]
+    gateway.events = [
+        replace(e, operator_action_id=None) if e.id == "evt_rev_ok" else e for e in gateway.events
+    ]
+    deliveries = [d for d in deliveries if d.webhook_id != "evt_rev_review"]
+
+    assert violations_of(gateway, simulator, deliveries) == [
+        "[state] pay_rev: gateway says failed, the provider holds SUCCESSFUL "
+        "(expected one of ['successful'])"
+    ]
+
+
+def test_a_resolution_does_not_excuse_a_second_charge():
+    gateway, simulator, deliveries = resolution_world()
+    simulator.payments[-1] = replace(simulator.payments[-1], charges=2)
+    simulator.payments.append(ProviderPayment("mtn_momo", "ref-twice-2", "SUCCESSFUL"))
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert found == [
+        "[charges] ref-twice: charged 2 times at mtn_momo",
+        "[charges] ref-twice-2: mtn_momo charged a reference no gateway payment has (a second "
+        "reference for some payment, or a charge never written ahead)",
+    ]
+
+
+def test_a_refund_resolved_succeeded_may_disagree_with_the_provider_but_pays_out_once():
+    gateway, simulator, deliveries = resolution_world()
+    # A person found re_lost's money did go back: succeeded, though MTN never took it.
+    gateway.refunds[3] = replace(gateway.refunds[3], status="succeeded")
+    gateway.payments[0] = replace(gateway.payments[0], amount_refunded_minor=25000)
+    gateway.refund_transitions[-1] = replace(gateway.refund_transitions[-1], to_status="succeeded")
+    gateway.operator_actions[2] = replace(gateway.operator_actions[2], to_status="succeeded")
+    gateway.events = [
+        replace(e, type="refund.succeeded") if e.id == "evt_re_lost_no" else e
+        for e in gateway.events
+    ]
+    deliveries = [
+        replace(d, event_type="refund.succeeded") if d.webhook_id == "evt_re_lost_no" else d
+        for d in deliveries
+    ]
+    assert violations_of(gateway, simulator, deliveries) == []
+
+    # The refunded total still has to follow, and a payout is still made at most once.
+    gateway.payments[0] = replace(gateway.payments[0], amount_refunded_minor=20000)
+    simulator.refunds[0] = replace(simulator.refunds[0], payouts=2)
+    assert violations_of(gateway, simulator, deliveries) == [
+        "[refunds] pay_ok: amount_refunded_minor is 20000, its succeeded refunds add up to 25000",
+        "[refunds] rf-ok: paid out 2 times at mtn_momo",
+    ]
+
+    # Without the resolution (a machine moved it), "succeeded" needs the provider's word.
+    gateway.payments[0] = replace(gateway.payments[0], amount_refunded_minor=25000)
+    simulator.refunds[0] = replace(simulator.refunds[0], payouts=1)
+    gateway.refund_transitions[-1] = replace(
+        gateway.refund_transitions[-1], from_status="pending", actor="reconciler", operator_id=None
+    )
+    gateway.refund_transitions = [
+        t for t in gateway.refund_transitions if not (t.id == 8 and t.refund_id == "re_lost")
+    ]
+    gateway.operator_actions = [a for a in gateway.operator_actions if a.id != 3]
+    gateway.events = [
+        replace(e, operator_action_id=None) if e.id == "evt_re_lost_no" else e
+        for e in gateway.events
+        if e.id != "evt_re_lost"
+    ]
+    deliveries = [d for d in deliveries if d.webhook_id != "evt_re_lost"]
+    assert violations_of(gateway, simulator, deliveries) == [
+        "[state] re_lost: gateway says succeeded, but the provider never accepted its reference"
+    ]
+
+
+def test_an_airtel_refund_a_person_resolved_failed_may_disagree_with_airtel():
+    gateway, simulator, deliveries = resolution_world()
+    # Airtel refunded pay_air; its answer was lost (needs_review), and a person, not finding
+    # the money, resolved the refund failed.
+    gateway.refunds[4] = replace(gateway.refunds[4], status="failed")
+    gateway.payments[4] = replace(gateway.payments[4], amount_refunded_minor=0)
+    gateway.refund_transitions[8] = RefundTransition(9, "re_air", "pending", "needs_review")
+    gateway.refund_transitions.append(
+        RefundTransition(11, "re_air", "needs_review", "failed", "operator", "op_2")
+    )
+    gateway.operator_actions.append(
+        OperatorAction(5, "op_2", "refund.resolve", "refund", "re_air", "failed", NOTE)
+    )
+    gateway.events = [
+        replace(e, type="refund.needs_review") if e.id == "evt_re_air" else e
+        for e in gateway.events
+    ]
+    gateway.events.append(
+        GatewayEvent("evt_re_air_no", "pay_air", "refund.failed", "delivered", "re_air", 5)
+    )
+    deliveries = [
+        replace(d, event_type="refund.needs_review") if d.webhook_id == "evt_re_air" else d
+        for d in deliveries
+    ]
+    deliveries.append(Delivery("evt_re_air_no", "pay_air", "refund.failed", refund_id="re_air"))
+    assert violations_of(gateway, simulator, deliveries) == []
+
+    # Without the resolution, a failed refund Airtel made is still caught.
+    gateway.refund_transitions[8] = RefundTransition(9, "re_air", "pending", "failed")
+    gateway.refund_transitions.pop()
+    gateway.operator_actions.pop()
+    gateway.events = [e for e in gateway.events if e.id != "evt_re_air_no"]
+    gateway.events = [
+        replace(e, type="refund.failed") if e.id == "evt_re_air" else e for e in gateway.events
+    ]
+    deliveries = [d for d in deliveries if d.webhook_id != "evt_re_air_no"]
+    deliveries = [
+        replace(d, event_type="refund.failed") if d.webhook_id == "evt_re_air" else d
+        for d in deliveries
+    ]
+    assert violations_of(gateway, simulator, deliveries) == [
+        "[state] pay_air: airtel_money refunded it once; 0 of its refunds are not failed "
+        "(re_air failed), expected exactly 1"
+    ]
+
+
+def test_two_webhook_ids_for_one_machine_event_are_still_reported_beside_a_resolution():
+    gateway, simulator, deliveries = resolution_world()
+    deliveries.append(Delivery("evt_twice_forged", "pay_twice", "payment.succeeded"))
+
+    found = violations_of(gateway, simulator, deliveries)
+
+    assert found == [
+        "[events] pay_twice: payment.succeeded delivered under 2 different webhook-ids "
+        "['evt_twice_forged', 'evt_twice_ok']",
+        "[events] pay_twice: storefront got webhook-id 'evt_twice_forged', which no event has",
     ]
