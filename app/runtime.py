@@ -6,15 +6,18 @@ The API keeps one on ``app.state.runtime``; the worker keeps one in arq's ``ctx`
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_fixed
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.errors import database_unavailable
 from app.events.delivery import EventDelivery, build_delivery_client
 from app.events.service import EventService
 from app.idempotency import IdempotencyStore
@@ -33,6 +36,7 @@ from app.vocabulary import Provider
 from app.webhooks.service import CallbackService
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CALLBACK_TOKEN_SECRET_NAME = "callback_token_secret"  # noqa: S105 - a row name, not a secret
 AFRICASTALKING_CALLBACK_TOKEN_NAME = "africastalking_callback_token"  # noqa: S105 - a row name
@@ -114,7 +118,9 @@ async def build_runtime(
     if settings.callback_token_secret is not None:
         secret = settings.callback_token_secret.get_secret_value()
     else:
-        secret = await get_or_create_secret(sessions, CALLBACK_TOKEN_SECRET_NAME)
+        secret = await _read_at_start(
+            lambda: get_or_create_secret(sessions, CALLBACK_TOKEN_SECRET_NAME)
+        )
     callback_secret = secret.encode()
     notifier = NotifierSlot()
     payments = PaymentService(
@@ -147,7 +153,9 @@ async def build_runtime(
     sms = SmsReceipts(
         sessions=sessions,
         settings=settings,
-        callback_token=await _africastalking_callback_token(settings, sessions),
+        callback_token=await _read_at_start(
+            lambda: _africastalking_callback_token(settings, sessions)
+        ),
     )
     reconciler = Reconciler(
         sessions=sessions,
@@ -187,6 +195,21 @@ async def build_runtime(
         sms=sms,
         owns_providers=owns_providers,
     )
+
+
+async def _read_at_start(read: Callable[[], Awaitable[T]]) -> T:
+    """A start-up read, tried again after connection trouble: a connection the server cut
+    (a failover, an administrator) fails once and the next one works, so a worker starting at
+    that moment starts anyway; a database that is down still fails within a second."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(database_unavailable),
+        stop=stop_after_attempt(4),
+        wait=wait_fixed(0.25),
+        reraise=True,
+    ):
+        with attempt:
+            return await read()
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 async def _africastalking_callback_token(
