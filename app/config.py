@@ -13,6 +13,7 @@ import ipaddress
 import re
 from functools import cached_property
 from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -179,6 +180,15 @@ class Settings(BaseSettings):
     # Delivery reports are unsigned: this secret in their URL tells them apart from forgeries.
     africastalking_callback_token: SecretStr | None = None
 
+    # --- console -------------------------------------------------------------------------------
+    console_enabled: bool = Field(
+        default=True, description="The operator console at /console/; false = every path 404."
+    )
+    console_timezone: str = Field(
+        default="Africa/Kampala",
+        description="IANA zone the console shows times in, unless an operator chose another.",
+    )
+
     # --- service -------------------------------------------------------------------------------
     log_level: str = "INFO"
     log_format: str = Field(default="json", description="json, or console for humans")
@@ -224,6 +234,15 @@ class Settings(BaseSettings):
             prefix, _, provider = item.partition("=")
             if not prefix.isdigit() or not _PROVIDER_NAME.fullmatch(provider):
                 raise ValueError(f"{item!r} is not PREFIX=provider, e.g. 25679=mtn_momo")
+        return value
+
+    @field_validator("console_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA timezone such as Africa/Kampala") from None
         return value
 
     @field_validator("database_url", mode="before")

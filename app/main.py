@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from app.api_docs import install_api_docs
 from app.body_limit import BodySizeLimit
 from app.config import Settings
+from app.console.install import install_console
 from app.errors import install_error_handlers
 from app.events.router import router as events_router
 from app.health import router as operations_router
@@ -92,6 +93,8 @@ def create_app(
     app.include_router(events_router)
     app.include_router(build_callback_router(registry.registered()))
     app.include_router(operations_router)
+
+    install_console(app, settings)
 
     customise_openapi(app)
     return app

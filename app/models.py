@@ -1,5 +1,6 @@
 """Every table, imported in one place so Alembic and ``create_all`` see the whole schema."""
 
+from app.console.models import ConsoleSession
 from app.db import Base
 from app.events.models import DeliveryAttempt, OutboxEvent
 from app.idempotency import IdempotencyRecord
@@ -14,6 +15,7 @@ from app.webhooks.models import ProviderCallback
 
 __all__ = [
     "Base",
+    "ConsoleSession",
     "DeliveryAttempt",
     "IdempotencyRecord",
     "Merchant",

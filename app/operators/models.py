@@ -22,6 +22,8 @@ class Operator(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
+    # The console shows times in this IANA zone; None = CONSOLE_TIMEZONE.
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class OperatorAction(Base):
