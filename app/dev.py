@@ -32,6 +32,14 @@ from app.merchants.service import (
     validate_callback_url,
 )
 from app.migrate import upgrade_async
+from app.operators.passwords import verify_password
+from app.operators.service import (
+    ADMIN,
+    UnknownOperator,
+    create_operator,
+    get_operator,
+    reset_password,
+)
 from app.providers.airtel_money import AirtelMoneySettings
 from app.providers.mtn_momo import MtnMomoSettings
 from app.server_secrets import ServerSecret
@@ -54,6 +62,9 @@ logger = logging.getLogger("app.dev")
 
 # The server_secrets row that keeps the demo merchant's API key between runs.
 DEMO_API_KEY_ROW = "dev_demo_api_key"
+# The console's demo admin, and the row that keeps its password between runs.
+DEMO_OPERATOR_EMAIL = "admin@demo.momo-gateway.dev"
+DEMO_OPERATOR_PASSWORD_ROW = "dev_demo_operator_password"  # noqa: S105 (a row name)
 # The secret in the delivery-report URL the simulator posts to; public, like the simulator's keys.
 DEV_AFRICASTALKING_CALLBACK_TOKEN = "momo-dev-africastalking-callback-token"  # noqa: S105
 
@@ -139,6 +150,26 @@ async def demo_merchant(
     return created
 
 
+async def demo_operator(sessions: async_sessionmaker[AsyncSession]) -> tuple[str, str]:
+    """The console's demo admin (email, password), kept between runs like the demo key. If the
+    stored password no longer opens it (someone reset it), it gets a new one."""
+    async with sessions() as session:
+        stored = await session.get(ServerSecret, DEMO_OPERATOR_PASSWORD_ROW)
+    password = stored.value if stored is not None else None
+    try:
+        operator = await get_operator(sessions, DEMO_OPERATOR_EMAIL)
+    except UnknownOperator:
+        _, password = await create_operator(
+            sessions, DEMO_OPERATOR_EMAIL, role=ADMIN, password=password, actor="dev"
+        )
+    else:
+        if password is None or not verify_password(operator.password_hash, password):
+            password = await reset_password(sessions, DEMO_OPERATOR_EMAIL, actor="dev")
+    async with sessions.begin() as session:
+        await session.merge(ServerSecret(name=DEMO_OPERATOR_PASSWORD_ROW, value=password))
+    return DEMO_OPERATOR_EMAIL, password
+
+
 def demo_storefront(secret_holder: dict[str, str]) -> Starlette:
     async def receive(request: Request) -> JSONResponse:
         body = await request.body()
@@ -173,6 +204,7 @@ async def run_dev(
     merchant = await demo_merchant(sessions, callback_url=callback_url or storefront_url)
     # On at every start: showing the receipts is part of the demo.
     await update_sms_receipts(sessions, merchant.id, enabled=True)
+    operator = await demo_operator(sessions)
     await engine.dispose()
 
     config = simulator_config or SimulatorConfig(
@@ -193,20 +225,35 @@ async def run_dev(
                 merchant.api_key,
                 merchant.webhook_secret,
                 callback_url or storefront_url,
+                operator,
             )
         )
         if ready is not None and not ready.done():
             ready.set_result(
-                {"api_url": api_url, "api_key": merchant.api_key, "merchant_id": merchant.id}
+                {
+                    "api_url": api_url,
+                    "api_key": merchant.api_key,
+                    "merchant_id": merchant.id,
+                    "console_email": operator[0],
+                    "console_password": operator[1],
+                }
             )
         await stop.wait()
 
 
-def _banner(api_url: str, settings: Settings, api_key: str, secret: str, events_to: str) -> str:
+def _banner(
+    api_url: str,
+    settings: Settings,
+    api_key: str,
+    secret: str,
+    events_to: str,
+    operator: tuple[str, str],
+) -> str:
     simulator_url = settings.provider_settings(MtnMomoSettings).api_url
     return f"""
 momo-gateway dev is running
   API            {api_url}   (docs: {api_url}/docs)
+  console        {api_url}/console/   log in as {operator[0]} / {operator[1]}
   database       {settings.database_url}
   simulator      {simulator_url}   (MTN MoMo + Airtel Money + Africa's Talking look-alike)
   events go to   {events_to}
