@@ -27,7 +27,9 @@ def upgrade() -> None:
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("address", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(
-            ["operator_id"], ["operators.id"], name=op.f("fk_console_sessions_operator_id_operators")
+            ["operator_id"],
+            ["operators.id"],
+            name=op.f("fk_console_sessions_operator_id_operators"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_console_sessions")),
     )
