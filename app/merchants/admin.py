@@ -26,12 +26,13 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import utcnow
+from app.db import new_id, utcnow
 from app.events.signing import generate_webhook_secret
 from app.merchants.auth import ApiKeyCache
 from app.merchants.models import Merchant
 from app.merchants.service import (
     InvalidCallbackUrl,
+    NewMerchantCredentials,
     UnknownMerchant,
     api_key_prefix,
     generate_api_key,
@@ -50,6 +51,7 @@ __all__ = [
     "RotatedApiKey",
     "RotatedWebhookSecret",
     "UnknownMerchant",
+    "create_audited_merchant",
     "disable_merchant",
     "enable_merchant",
     "get_merchant",
@@ -184,6 +186,58 @@ async def get_merchant(
         if merchant is None:
             raise UnknownMerchant(merchant_id)
         return _summary(merchant, utcnow())
+
+
+async def create_audited_merchant(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    name: str,
+    callback_url: str,
+    actor: str | None = None,
+    source: str = "cli",
+    operator: Operator | None = None,
+) -> NewMerchantCredentials:
+    """``app.merchants.service.create_merchant``, audited ("merchant.create"): the merchant and
+    its audit entry are written in one transaction, so neither exists without the other.
+    ValueError for an empty name, InvalidCallbackUrl."""
+    clean_name = name.strip()
+    if not clean_name:
+        raise ValueError("merchant name must not be empty")
+    if len(clean_name) > 200:
+        raise ValueError("merchant name is longer than 200 characters")
+    url = validate_callback_url(callback_url)
+    api_key = generate_api_key()
+    merchant = Merchant(
+        id=new_id("mer"),
+        name=clean_name,
+        api_key_hash=hash_api_key(api_key),
+        api_key_prefix=api_key_prefix(api_key),
+        callback_url=url,
+        webhook_secret=generate_webhook_secret(),
+    )
+    async with sessions.begin() as session:
+        session.add(merchant)
+        await record_action(
+            session,
+            operator=operator,
+            actor=_actor(actor, operator),
+            action="merchant.create",
+            target_type="merchant",
+            target_id=merchant.id,
+            source=source,
+            detail={
+                "name": clean_name,
+                "callback_url": _url_for_audit(url),
+                "key_prefix": merchant.api_key_prefix,
+            },
+        )
+    return NewMerchantCredentials(
+        id=merchant.id,
+        name=merchant.name,
+        api_key=api_key,
+        webhook_secret=merchant.webhook_secret,
+        callback_url=url,
+    )
 
 
 async def update_callback_url(

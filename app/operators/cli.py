@@ -298,27 +298,16 @@ async def _payments_resolve(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _events_redeliver(args: argparse.Namespace) -> dict[str, Any]:
-    from app.events.models import OutboxEvent
     from app.events.schemas import EventOut
-    from app.operators.audit import record_action
+    from app.operators.actions import Acting, NoSuchObject, redeliver_event
 
     async def work(runtime: Any) -> dict[str, Any]:
-        async with runtime.sessions() as session:
-            event = await session.get(OutboxEvent, args.event_id)
-        if event is None:
-            raise Refused(f"no event {args.event_id}")
-        queued = await runtime.events.redeliver(event.merchant_id, event.id)
-        async with runtime.sessions.begin() as session:
-            await record_action(
-                session,
-                operator=None,
-                actor=_actor(args),
-                action="event.redeliver",
-                target_type="event",
-                target_id=event.id,
-                source=SOURCE,
-                detail={"payment_id": event.payment_id, "type": event.type},
+        try:
+            queued = await redeliver_event(
+                runtime, args.event_id, Acting(operator=None, actor=_actor(args), source=SOURCE)
             )
+        except NoSuchObject as missing:
+            raise Refused(str(missing)) from None
         return EventOut.of(queued.event, list(queued.attempts)).model_dump(mode="json")
 
     redelivered: dict[str, Any] = await _with_runtime(work)
