@@ -7,7 +7,7 @@ URL, a cookie or the database in clear, so reloading the merchant's page cannot 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
@@ -222,27 +222,33 @@ async def rotate_secret(request: Request, console: Admin, merchant_id: str) -> R
 
 @router.post("/merchants/{merchant_id}/disable")
 async def disable(request: Request, console: Admin, merchant_id: str) -> Response:
-    await checked_form(request, console)
-    try:
-        await disable_merchant(
-            console.runtime.sessions,
-            merchant_id,
-            operator=console.operator,
-            source=console.address,
-            keys=console.runtime.merchant_keys,
-        )
-    except UnknownMerchant:
-        return await _merchant_page(request, console, merchant_id)
-    return see_other(
-        _path(merchant_id), notice="Merchant disabled: its API key is refused, its events wait."
+    return await _switch(
+        request,
+        console,
+        merchant_id,
+        disable_merchant,
+        notice="Merchant disabled: its API key is refused, its events wait.",
     )
 
 
 @router.post("/merchants/{merchant_id}/enable")
 async def enable(request: Request, console: Admin, merchant_id: str) -> Response:
+    return await _switch(request, console, merchant_id, enable_merchant, notice="Merchant enabled.")
+
+
+async def _switch(
+    request: Request,
+    console: Console,
+    merchant_id: str,
+    switch: Callable[..., Awaitable[object]],
+    *,
+    notice: str,
+) -> Response:
+    """Disable or enable (``switch``), audited by the admin service; an unknown merchant gets
+    its 404 page."""
     await checked_form(request, console)
     try:
-        await enable_merchant(
+        await switch(
             console.runtime.sessions,
             merchant_id,
             operator=console.operator,
@@ -251,7 +257,7 @@ async def enable(request: Request, console: Admin, merchant_id: str) -> Response
         )
     except UnknownMerchant:
         return await _merchant_page(request, console, merchant_id)
-    return see_other(_path(merchant_id), notice="Merchant enabled.")
+    return see_other(_path(merchant_id), notice=notice)
 
 
 def _grace_seconds(fields: Mapping[str, str]) -> int:
