@@ -10,6 +10,7 @@ from app.db import AutoId, Base, utcnow
 
 # Statuses that hold an order (app.payments.domain.ORDER_BLOCKING_STATUSES), spelled for SQL.
 _ORDER_BLOCKING_SQL = "status IN ('pending', 'successful', 'needs_review')"
+_HAS_TRANSACTION_ID_SQL = "provider_transaction_id IS NOT NULL"
 
 
 class Payment(Base):
@@ -27,6 +28,16 @@ class Payment(Base):
         ),
         Index("ix_payments_merchant_created", "merchant_id", "created_at", "id"),
         Index("ix_payments_status_next_check", "status", "next_check_at"),
+        # The console (migration 0006): the newest-first list and its keyset pages, date ranges
+        # and the overview's windows; the search box's order ids and provider transaction ids.
+        Index("ix_payments_created", "created_at", "id"),
+        Index("ix_payments_order_id", "order_id"),
+        Index(
+            "ix_payments_provider_transaction_id",
+            "provider_transaction_id",
+            postgresql_where=text(_HAS_TRANSACTION_ID_SQL),
+            sqlite_where=text(_HAS_TRANSACTION_ID_SQL),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
