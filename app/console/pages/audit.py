@@ -41,7 +41,11 @@ KNOWN_ACTIONS: Final = (
     "operator.disable",
     "operator.reset_password",
     "operator.set_timezone",
+    "payment.refresh",
     "payment.resolve",
+    "payment.reveal_phone",
+    "payments.export",
+    "refund.create",
     "refund.resolve",
 )
 # An id says what it is by its prefix (app.db.new_id), so a search by id alone can still use
