@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import new_id, utcnow
+from app.db import utcnow
 from app.events.signing import generate_webhook_secret
 from app.merchants.auth import ApiKeyCache
 from app.merchants.models import Merchant
@@ -35,6 +35,7 @@ from app.merchants.service import (
     NewMerchantCredentials,
     UnknownMerchant,
     api_key_prefix,
+    create_merchant,
     generate_api_key,
     hash_api_key,
     validate_callback_url,
@@ -200,23 +201,8 @@ async def create_audited_merchant(
     """``app.merchants.service.create_merchant``, audited ("merchant.create"): the merchant and
     its audit entry are written in one transaction, so neither exists without the other.
     ValueError for an empty name, InvalidCallbackUrl."""
-    clean_name = name.strip()
-    if not clean_name:
-        raise ValueError("merchant name must not be empty")
-    if len(clean_name) > 200:
-        raise ValueError("merchant name is longer than 200 characters")
-    url = validate_callback_url(callback_url)
-    api_key = generate_api_key()
-    merchant = Merchant(
-        id=new_id("mer"),
-        name=clean_name,
-        api_key_hash=hash_api_key(api_key),
-        api_key_prefix=api_key_prefix(api_key),
-        callback_url=url,
-        webhook_secret=generate_webhook_secret(),
-    )
-    async with sessions.begin() as session:
-        session.add(merchant)
+
+    async def audit(session: AsyncSession, merchant: Merchant) -> None:
         await record_action(
             session,
             operator=operator,
@@ -226,18 +212,13 @@ async def create_audited_merchant(
             target_id=merchant.id,
             source=source,
             detail={
-                "name": clean_name,
-                "callback_url": _url_for_audit(url),
+                "name": merchant.name,
+                "callback_url": _url_for_audit(merchant.callback_url),
                 "key_prefix": merchant.api_key_prefix,
             },
         )
-    return NewMerchantCredentials(
-        id=merchant.id,
-        name=merchant.name,
-        api_key=api_key,
-        webhook_secret=merchant.webhook_secret,
-        callback_url=url,
-    )
+
+    return await create_merchant(sessions, name=name, callback_url=callback_url, also=audit)
 
 
 async def update_callback_url(

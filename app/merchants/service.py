@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -87,15 +88,24 @@ class NewMerchantCredentials:
 
 
 async def create_merchant(
-    sessions: async_sessionmaker[AsyncSession], *, name: str, callback_url: str
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    name: str,
+    callback_url: str,
+    also: Callable[[AsyncSession, Merchant], Awaitable[object]] | None = None,
 ) -> NewMerchantCredentials:
-    if not name.strip():
+    """A new merchant and its credentials (shown once). ``also`` writes more in the same
+    transaction (an operator's audit entry). ValueError for a bad name, InvalidCallbackUrl."""
+    clean_name = name.strip()
+    if not clean_name:
         raise ValueError("merchant name must not be empty")
+    if len(clean_name) > 200:
+        raise ValueError("merchant name is longer than 200 characters")
     url = validate_callback_url(callback_url)
     api_key = generate_api_key()
     merchant = Merchant(
         id=new_id("mer"),
-        name=name.strip(),
+        name=clean_name,
         api_key_hash=hash_api_key(api_key),
         api_key_prefix=api_key_prefix(api_key),
         callback_url=url,
@@ -103,6 +113,8 @@ async def create_merchant(
     )
     async with sessions.begin() as session:
         session.add(merchant)
+        if also is not None:
+            await also(session, merchant)
     return NewMerchantCredentials(
         id=merchant.id,
         name=merchant.name,
