@@ -22,6 +22,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.sources import ENV_FILE_SENTINEL
@@ -189,6 +190,24 @@ class Settings(BaseSettings):
         description="IANA zone the console shows times in, unless an operator chose another.",
     )
 
+    # --- Saleor payment app (app.saleor) -----------------------------------------------------
+    saleor_allowed_api_urls: CommaList = Field(
+        default_factory=list,
+        description="Saleor GraphQL API URLs that may install the app, e.g. "
+        "https://shop.example.com/graphql/; `*` stands for any characters except `/`, e.g. "
+        "https://*.saleor.cloud/graphql/. Empty = no Saleor may install.",
+    )
+    saleor_app_token_key: SecretStr | None = Field(
+        default=None,
+        description="Encrypts installed Saleor apps' tokens at rest: a random string of 32+ "
+        "characters, required with SALEOR_ALLOWED_API_URLS; changing it orphans installations.",
+    )
+    saleor_app_url: str | None = Field(
+        default=None,
+        description="The gateway's public base URL for Saleor's manifest (e.g. "
+        "https://pay.example.com); unset = the URL the manifest was requested on.",
+    )
+
     # --- service -------------------------------------------------------------------------------
     log_level: str = "INFO"
     log_format: str = Field(default="json", description="json, or console for humans")
@@ -236,6 +255,30 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not PREFIX=provider, e.g. 25679=mtn_momo")
         return value
 
+    @field_validator("saleor_allowed_api_urls")
+    @classmethod
+    def _saleor_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not re.fullmatch(r"https?://[^/\s]+/\S*", url):
+                raise ValueError(f"{url!r} is not an http(s) URL such as https://shop/graphql/")
+        return value
+
+    @field_validator("saleor_app_token_key")
+    @classmethod
+    def _saleor_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("SALEOR_APP_TOKEN_KEY must be at least 32 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _saleor_key_with_urls(self) -> Settings:
+        if self.saleor_allowed_api_urls and self.saleor_app_token_key is None:
+            raise ValueError(
+                "SALEOR_APP_TOKEN_KEY is required when SALEOR_ALLOWED_API_URLS is set "
+                "(it encrypts the installed app's Saleor token)"
+            )
+        return self
+
     @field_validator("console_timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
@@ -271,6 +314,11 @@ class Settings(BaseSettings):
     def sms_configured(self) -> bool:
         """Whether SMS receipts can be sent: without credentials none are queued or sent."""
         return bool(self.africastalking_username) and self.africastalking_api_key is not None
+
+    @property
+    def saleor_enabled(self) -> bool:
+        """Whether any Saleor may install the app (the /saleor/ routes answer either way)."""
+        return bool(self.saleor_allowed_api_urls)
 
     @property
     def is_sqlite(self) -> bool:

@@ -24,6 +24,7 @@ from app.providers.base import PaymentProvider, RefundProvider
 from app.refunds.router import router as refunds_router
 from app.request_id import RequestId
 from app.runtime import build_runtime
+from app.saleor.router import router as saleor_router
 from app.sms.router import router as sms_router
 from app.vocabulary import Provider
 from app.webhooks.router import build_callback_router
@@ -93,6 +94,7 @@ def create_app(
     app.include_router(events_router)
     app.include_router(build_callback_router(registry.registered()))
     app.include_router(operations_router)
+    app.include_router(saleor_router)
 
     install_console(app, settings)
 

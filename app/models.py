@@ -8,6 +8,7 @@ from app.merchants.models import Merchant
 from app.operators.models import Operator, OperatorAction
 from app.payments.models import Payment, PaymentTransition
 from app.refunds.models import Refund, RefundTransition
+from app.saleor.models import SaleorInstallation
 from app.server_secrets import ServerSecret
 from app.sms.models import SmsReceipt
 from app.status_reads import ProviderStatusRead
@@ -28,6 +29,7 @@ __all__ = [
     "ProviderStatusRead",
     "Refund",
     "RefundTransition",
+    "SaleorInstallation",
     "ServerSecret",
     "SmsReceipt",
 ]

@@ -29,6 +29,9 @@ from app.providers import registry
 from app.providers.base import PaymentProvider, RefundProvider
 from app.refunds.reconciler import RefundReconciler
 from app.refunds.service import RefundService
+from app.saleor.client import SaleorClient, build_saleor_client
+from app.saleor.installations import Installations
+from app.saleor.reporting import SaleorReporter
 from app.server_secrets import get_or_create_secret
 from app.sms.africastalking import DELIVERY_REPORT_PATH
 from app.sms.service import SmsReceipts
@@ -82,12 +85,15 @@ class Runtime:
     merchant_keys: ApiKeyCache
     payment_rules: PaymentRules
     sms: SmsReceipts
+    saleor_installations: Installations
+    saleor_http: httpx.AsyncClient
     owns_providers: bool = field(default=True)
 
     async def aclose(self) -> None:
         await self.callbacks.aclose()
         await self.sms.aclose()
         await self.delivery_client.aclose()
+        await self.saleor_http.aclose()
         if self.owns_providers:
             await registry.close_providers(self.providers)
             await registry.close_providers(self.refund_providers)
@@ -163,6 +169,14 @@ async def build_runtime(
         payments=payments,
         rates=dict.fromkeys(registry.names(), settings.reconcile_rate_per_second),
     )
+    saleor_http = build_saleor_client()
+    saleor_client = SaleorClient(saleor_http)
+    installations = Installations(sessions=sessions, settings=settings, client=saleor_client)
+    reporter = None
+    if settings.saleor_app_token_key is not None:
+        reporter = SaleorReporter(
+            sessions=sessions, installations=installations, client=saleor_client
+        )
     return Runtime(
         settings=settings,
         engine=engine,
@@ -182,7 +196,9 @@ async def build_runtime(
             refunds=refunds,
             callback_secret=callback_secret,
         ),
-        delivery=EventDelivery(sessions=sessions, settings=settings, client=client),
+        delivery=EventDelivery(
+            sessions=sessions, settings=settings, client=client, saleor=reporter
+        ),
         events=EventService(sessions=sessions, notifier=notifier),
         reconciler=reconciler,
         refund_reconciler=RefundReconciler(
@@ -193,6 +209,8 @@ async def build_runtime(
         merchant_keys=ApiKeyCache(sessions),
         payment_rules=PaymentRules.from_settings(settings),
         sms=sms,
+        saleor_installations=installations,
+        saleor_http=saleor_http,
         owns_providers=owns_providers,
     )
 

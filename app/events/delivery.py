@@ -25,6 +25,8 @@ from app.events.schedule import retry_delay
 from app.events.signing import signature_headers
 from app.merchants.models import Merchant
 from app.metrics import DELIVERY_ATTEMPTS
+from app.saleor.installations import installation_for_merchant
+from app.saleor.reporting import SaleorReporter
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +76,13 @@ class EventDelivery:
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
         client: httpx.AsyncClient,
+        saleor: SaleorReporter | None = None,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._client = client
+        # A Saleor installation's merchant is told through Saleor's API, not by signed POSTs.
+        self._saleor = saleor
 
     async def deliver(self, event_id: str) -> DeliveryResult:
         """Send one event if it is due and nobody else is sending it."""
@@ -91,11 +96,24 @@ class EventDelivery:
             url, body = merchant.callback_url, event_body(event)
             secret, previous_secret = signing_secrets(merchant, now)
             attempt_number = event.attempt_count + 1
+            saleor = None
+            if self._saleor is not None:
+                saleor = await installation_for_merchant(session, merchant.id)
 
-        status_code, error, latency_ms = await self._post(
-            url, event_id, body, secret=secret, previous_secret=previous_secret
-        )
-        delivered = status_code is not None and 200 <= status_code < 300
+        if saleor is not None:
+            assert self._saleor is not None
+            started = time.perf_counter()
+            outcome = await self._saleor.deliver(saleor, event)
+            status_code, error = outcome.status_code, outcome.error
+            latency_ms = _elapsed_ms(started)
+            delivered = error is None
+            if outcome.skipped:
+                error = f"nothing to report to Saleor for {event.type}"
+        else:
+            status_code, error, latency_ms = await self._post(
+                url, event_id, body, secret=secret, previous_secret=previous_secret
+            )
+            delivered = status_code is not None and 200 <= status_code < 300
         DELIVERY_ATTEMPTS.labels(
             "delivered" if delivered else ("error" if status_code is None else "rejected")
         ).inc()
