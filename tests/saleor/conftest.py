@@ -65,3 +65,23 @@ async def saleor_stack(clean_db: str) -> AsyncIterator[SaleorStack]:
         httpx.AsyncClient(timeout=30) as http,
     ):
         yield SaleorStack(saleor, stack, http)
+
+
+@pytest.fixture
+async def installed_quiet(clean_db: str) -> AsyncIterator[SaleorStack]:
+    """Installed, with no background jobs: the test delivers events itself."""
+    saleor = FakeSaleor()
+    async with (
+        serving(saleor),
+        running_stack(
+            clean_db,
+            background_jobs=False,
+            saleor_allowed_api_urls=[saleor.api_url],
+            saleor_app_token_key=TOKEN_KEY,
+            event_max_attempts=2,
+        ) as stack,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        installed = SaleorStack(saleor, stack, http)
+        assert (await installed.install()).status_code == 200
+        yield installed
