@@ -178,11 +178,17 @@ def _dev(args: argparse.Namespace) -> int:
         except InvalidCallbackUrl as exc:
             print(f"error: --callback-url: {exc}", file=sys.stderr)
             return 2
-    ports = DevPorts(api=args.port, simulator=args.simulator_port, storefront=args.storefront_port)
+    ports = DevPorts(
+        api=args.port,
+        simulator=args.simulator_port,
+        storefront=args.storefront_port,
+        saleor=args.saleor_port,
+    )
     listeners = [
         Listener(ports.api, "API", "--port"),
         Listener(ports.simulator, "simulator", "--simulator-port"),
         Listener(ports.storefront, "demo storefront", "--storefront-port"),
+        Listener(ports.saleor, "fake Saleor", "--saleor-port"),
     ]
     # All three before anything starts: the ports are bound only after the database is
     # migrated and the demo merchant made.
@@ -330,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--simulator-port", type=int, default=8090)
     dev.add_argument("--storefront-port", type=int, default=8091)
+    dev.add_argument("--saleor-port", type=int, default=8092, help="the fake Saleor's port")
     dev.add_argument("--callback-url", help="send events to your storefront instead of the demo")
     dev.set_defaults(func=_dev, uses_database=True)
 

@@ -14,6 +14,7 @@ import logging
 import signal
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -56,6 +57,7 @@ from app.simulator.config import (
     DEFAULT_MTN_SUBSCRIPTION_KEY,
     SimulatorConfig,
 )
+from app.simulator.saleor import FakeSaleor, create_fake_saleor_app
 from app.simulator.server import serve_in_background
 
 logger = logging.getLogger("app.dev")
@@ -67,6 +69,8 @@ DEMO_OPERATOR_EMAIL = "admin@demo.momo-gateway.dev"
 DEMO_OPERATOR_PASSWORD_ROW = "dev_demo_operator_password"  # noqa: S105 (a row name)
 # The secret in the delivery-report URL the simulator posts to; public, like the simulator's keys.
 DEV_AFRICASTALKING_CALLBACK_TOKEN = "momo-dev-africastalking-callback-token"  # noqa: S105
+# Encrypts the fake Saleor's app token in the dev database; public, like the simulator's keys.
+DEV_SALEOR_APP_TOKEN_KEY = "momo-dev-saleor-app-token-key-not-a-secret"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class DevPorts:
     api: int = 8000
     simulator: int = 8090
     storefront: int = 8091
+    saleor: int = 8092
 
 
 def _api_url(ports: DevPorts, host: str) -> str:
@@ -85,6 +90,10 @@ def sms_delivery_report_url(ports: DevPorts, host: str = "127.0.0.1") -> str:
     return (
         f"{_api_url(ports, host)}/api/webhooks/africastalking/{DEV_AFRICASTALKING_CALLBACK_TOKEN}"
     )
+
+
+def fake_saleor_api_url(ports: DevPorts, host: str = "127.0.0.1") -> str:
+    return f"http://{host}:{ports.saleor}/graphql/"
 
 
 def dev_settings(ports: DevPorts, *, host: str = "127.0.0.1", **overrides: object) -> Settings:
@@ -115,6 +124,10 @@ def dev_settings(ports: DevPorts, *, host: str = "127.0.0.1", **overrides: objec
         "africastalking_username": "sandbox",
         "africastalking_api_key": DEFAULT_AFRICASTALKING_API_KEY,
         "africastalking_callback_token": DEV_AFRICASTALKING_CALLBACK_TOKEN,
+        # The fake Saleor (app.simulator.saleor) may install the gateway as its payment app.
+        "saleor_allowed_api_urls": [fake_saleor_api_url(ports, host)],
+        "saleor_app_token_key": DEV_SALEOR_APP_TOKEN_KEY,
+        "saleor_app_url": api,
         "log_format": "console",
         **overrides,
     }
@@ -212,12 +225,15 @@ async def run_dev(
         sms_delivery_report_url=sms_delivery_report_url(ports, host),
     )
     secret_holder = {"secret": merchant.webhook_secret}
+    saleor = FakeSaleor(api_url=fake_saleor_api_url(ports, host))
     stop = stop or asyncio.Event()
     async with (
         serve_in_background(create_simulator_app(config), host=host, port=ports.simulator),
         serve_in_background(demo_storefront(secret_holder), host=host, port=ports.storefront),
+        serve_in_background(create_fake_saleor_app(saleor), host=host, port=ports.saleor),
         serve_in_background(create_app(settings), host=host, port=ports.api) as api_url,
     ):
+        await _install_into_fake_saleor(saleor, api_url)
         print(
             _banner(
                 api_url,
@@ -226,6 +242,7 @@ async def run_dev(
                 merchant.webhook_secret,
                 callback_url or storefront_url,
                 operator,
+                saleor,
             )
         )
         if ready is not None and not ready.done():
@@ -236,9 +253,19 @@ async def run_dev(
                     "merchant_id": merchant.id,
                     "console_email": operator[0],
                     "console_password": operator[1],
+                    "saleor_url": saleor.api_url,
                 }
             )
         await stop.wait()
+
+
+async def _install_into_fake_saleor(saleor: FakeSaleor, api_url: str) -> None:
+    """Install the gateway into this run's fake Saleor, as "Install app" in Saleor's dashboard
+    would. A new fake (new token) every run: a restart reinstalls into the same merchant."""
+    async with httpx.AsyncClient(timeout=20) as http:
+        answer = await saleor.install(http, f"{api_url}/saleor/api/manifest")
+    if answer.status_code != 200:
+        logger.warning("fake Saleor could not install the app: %s", answer.text)
 
 
 def _banner(
@@ -248,8 +275,10 @@ def _banner(
     secret: str,
     events_to: str,
     operator: tuple[str, str],
+    saleor: FakeSaleor,
 ) -> str:
     simulator_url = settings.provider_settings(MtnMomoSettings).api_url
+    saleor_root = saleor.api_url.removesuffix("/graphql/")
     return f"""
 momo-gateway dev is running
   API            {api_url}   (docs: {api_url}/docs)
@@ -269,8 +298,13 @@ Try it:
     -d '{{"order_id": "ORD-'$RANDOM'", "amount": "50000", "phone_number": "0772 123 456"}}'
 
 Then refund half of it (pay_... is the "id" printed above):
-  curl -s {api_url}/v1/refunds -H "Authorization: Bearer $API_KEY" \
+  curl -s {api_url}/v1/refunds -H "Authorization: Bearer $API_KEY" \\
     -H "Content-Type: application/json" -d '{{"payment_id": "pay_...", "amount": "25000"}}'
+
+As a Saleor shop (a fake Saleor at {saleor_root} has the gateway installed as its payment app):
+  curl -s {saleor_root}/demo/checkout -H "Content-Type: application/json" \\
+    -d '{{"amount": 50000, "phone_number": "0772 123 456"}}'
+  curl -s {saleor_root}/demo/reports     # what Saleor was told: CHARGE_SUCCESS once approved
 """
 
 

@@ -116,7 +116,9 @@ async def running_stack(
 async def dev_running(callback_url: str | None = None) -> AsyncIterator[dict[str, str]]:
     """`momo-gateway dev` on free ports in this event loop; yields what it printed (the API
     URL, the demo key and merchant id) and stops it on exit."""
-    ports = DevPorts(api=free_port(), simulator=free_port(), storefront=free_port())
+    ports = DevPorts(
+        api=free_port(), simulator=free_port(), storefront=free_port(), saleor=free_port()
+    )
     stop = asyncio.Event()
     ready: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
     dev = asyncio.create_task(run_dev(ports, callback_url=callback_url, stop=stop, ready=ready))

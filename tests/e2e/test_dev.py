@@ -17,7 +17,9 @@ async def test_dev_settles_a_payment_and_delivers_its_event(tmp_path, monkeypatc
     for name in ("DATABASE_URL", "REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
     caplog.set_level(logging.INFO, logger="app.dev")
-    ports = DevPorts(api=free_port(), simulator=free_port(), storefront=free_port())
+    ports = DevPorts(
+        api=free_port(), simulator=free_port(), storefront=free_port(), saleor=free_port()
+    )
     stop = asyncio.Event()
     ready: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
     dev = asyncio.create_task(run_dev(ports, stop=stop, ready=ready))
