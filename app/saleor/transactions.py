@@ -24,6 +24,7 @@ from app.errors import AppError
 from app.idempotency import request_fingerprint
 from app.idempotency_http import IdempotentCreation, create_idempotently
 from app.identifiers import is_identifier
+from app.merchants.models import Merchant
 from app.money import parse_amount
 from app.payments.domain import PaymentStatus
 from app.payments.models import Payment
@@ -55,6 +56,14 @@ class SaleorTransactions:
     ) -> Reply:
         if event is SaleorEvent.PAYMENT_GATEWAY_INITIALIZE_SESSION:
             return self._gateway_data()
+        if event in _MOVES_MONEY and await self._merchant_disabled(installation.merchant_id):
+            # As the REST API refuses a disabled merchant's key: no new payment or refund.
+            result = (
+                "REFUND_FAILURE"
+                if event is SaleorEvent.TRANSACTION_REFUND_REQUESTED
+                else "CHARGE_FAILURE"
+            )
+            return _failure(result, "Mobile money payments are switched off for this shop.")
         if event is SaleorEvent.TRANSACTION_INITIALIZE_SESSION:
             return await self._initialize(installation.merchant_id, payload)
         if event is SaleorEvent.TRANSACTION_PROCESS_SESSION:
@@ -183,6 +192,11 @@ class SaleorTransactions:
             return _failure("REFUND_FAILURE", _problem_message(refund))
         return _refund_reply(refund)
 
+    async def _merchant_disabled(self, merchant_id: str) -> bool:
+        async with self._runtime.sessions() as session:
+            merchant = await session.get(Merchant, merchant_id)
+        return merchant is None or merchant.disabled_at is not None
+
     async def _payment(self, merchant_id: str, payment_id: str | None) -> Payment | None:
         if not is_identifier(payment_id):
             return None
@@ -190,6 +204,12 @@ class SaleorTransactions:
             return await self._runtime.payments.get_payment(merchant_id, payment_id)
         except AppError:
             return None
+
+
+_MOVES_MONEY = (
+    SaleorEvent.TRANSACTION_INITIALIZE_SESSION,
+    SaleorEvent.TRANSACTION_REFUND_REQUESTED,
+)
 
 
 # --- requests ----------------------------------------------------------------------------------

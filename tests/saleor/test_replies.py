@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from app.merchants.admin import disable_merchant
 from app.saleor.events import SaleorEvent
 from app.simulator.saleor import global_id
 from tests.e2e.stack import eventually
@@ -226,3 +227,13 @@ async def test_the_same_refund_request_twice_refunds_once(installed_quiet: Saleo
         return bool(refund.status == "succeeded")
 
     await eventually(settled, timeout=20, what="the refund to succeed")
+
+
+async def test_a_disabled_merchant_takes_no_saleor_payment(installed_quiet: SaleorStack) -> None:
+    await disable_merchant(
+        installed_quiet.stack.runtime.sessions, await saleor_merchant(installed_quiet)
+    )
+    reply = await initialize(installed_quiet, initialize_payload(installed_quiet))
+    assert reply["result"] == "CHARGE_FAILURE"
+    assert "switched off" in reply["message"]
+    assert await count(installed_quiet, "payments") == 0

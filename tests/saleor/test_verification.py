@@ -73,11 +73,12 @@ async def installed(saleor_stack: SaleorStack) -> SaleorStack:
 
 
 async def assert_refused(
-    stack: SaleorStack, response_for: Any, status: int = 401
+    stack: SaleorStack, response_for: Any, status: int | range = 401
 ) -> httpx.Response:
     before = await snapshot(stack)
     response = await response_for()
-    assert response.status_code == status, response.text
+    expected = status if isinstance(status, range) else range(status, status + 1)
+    assert response.status_code in expected, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert await snapshot(stack) == before
     return response
@@ -247,3 +248,37 @@ def _hmac(key: bytes, message: bytes) -> bytes:
     import hmac
 
     return hmac.new(key, message, hashlib.sha256).digest()
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b'{"auth_token": "t"}', {}),  # no saleor-api-url
+        (b"not json", {"saleor-api-url": "http://x/graphql/"}),
+        (b'["auth_token"]', {"saleor-api-url": "http://x/graphql/"}),
+        (b'{"auth_token": 12}', {"saleor-api-url": "http://x/graphql/"}),
+        (b'{"auth_token": "' + b"t" * 5000 + b'"}', {"saleor-api-url": "http://x/graphql/"}),
+    ],
+)
+async def test_a_malformed_install_is_a_clear_4xx(
+    saleor_stack: SaleorStack, body: bytes, headers: dict[str, str]
+) -> None:
+    register_url = str(saleor_stack.stack.gateway.base_url.join("/saleor/api/register"))
+    await assert_refused(
+        saleor_stack,
+        lambda: saleor_stack.http.post(
+            register_url, content=body, headers={"Content-Type": "application/json", **headers}
+        ),
+        range(400, 500),
+    )
+
+
+async def test_an_unknown_webhook_path_is_404(installed: SaleorStack) -> None:
+    url = str(installed.stack.gateway.base_url.join("/saleor/api/webhooks/order-created"))
+    body = initialize_body(installed.saleor)
+    response = await installed.http.post(
+        url,
+        content=body,
+        headers=installed.saleor.headers(SaleorEvent.TRANSACTION_INITIALIZE_SESSION, body),
+    )
+    assert response.status_code == 404
