@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
-from fastapi import Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -41,6 +41,7 @@ from app.saleor.models import SaleorInstallation
 from app.sms.template import display_amount
 
 Reply = dict[str, Any]
+Created = TypeVar("Created")
 
 
 class SaleorTransactions:
@@ -132,18 +133,14 @@ class SaleorTransactions:
             new = validate_new_payment(request, runtime.payment_rules)
             return await runtime.payments.create_payment(merchant_id, new, hooks)
 
-        answer = await create_idempotently(
-            runtime.idempotency,
-            merchant_id=merchant_id,
+        ok, created = await self._as_the_api_would(
+            merchant_id,
             key=key[:255],
             fingerprint=request_fingerprint("POST", "/v1/payments", body),
             create=create,
-            render=lambda payment: _json_response(PaymentOut.of(payment).model_dump(mode="json")),
+            render=lambda payment: PaymentOut.of(payment).model_dump(mode="json"),
         )
-        created = _decoded(answer)
-        if answer.status_code >= 400:
-            return _failure("CHARGE_FAILURE", _problem_message(created))
-        return _charge_reply(created)
+        return _charge_reply(created) if ok else _failure("CHARGE_FAILURE", _problem(created))
 
     # --- TRANSACTION_PROCESS_SESSION -----------------------------------------------------------
     async def _process(self, merchant_id: str, payload: dict[str, Any]) -> Reply:
@@ -179,18 +176,36 @@ class SaleorTransactions:
         # Saleor sends no idempotency key with a refund request: the same signed body again
         # (a retry, a replay) is the same request; a new request differs at least in issuedAt.
         key = "saleor-refund:" + hashlib.sha256(raw_body).hexdigest()
-        answer = await create_idempotently(
-            runtime.idempotency,
-            merchant_id=merchant_id,
+        ok, refund = await self._as_the_api_would(
+            merchant_id,
             key=key,
             fingerprint=request_fingerprint("POST", "/v1/refunds", body),
             create=create,
-            render=lambda refund: _json_response(RefundOut.of(refund).model_dump(mode="json")),
+            render=lambda refund: RefundOut.of(refund).model_dump(mode="json"),
         )
-        refund = _decoded(answer)
-        if answer.status_code >= 400:
-            return _failure("REFUND_FAILURE", _problem_message(refund))
-        return _refund_reply(refund)
+        return _refund_reply(refund) if ok else _failure("REFUND_FAILURE", _problem(refund))
+
+    async def _as_the_api_would(
+        self,
+        merchant_id: str,
+        *,
+        key: str,
+        fingerprint: str,
+        create: Callable[[IdempotentCreation[Created] | None], Awaitable[Created]],
+        render: Callable[[Created], dict[str, Any]],
+    ) -> tuple[bool, dict[str, Any]]:
+        """Create under an Idempotency-Key exactly as the REST API does (a repeat gets the
+        first answer back). Returns (created, the object's JSON or the problem's)."""
+        answer = await create_idempotently(
+            self._runtime.idempotency,
+            merchant_id=merchant_id,
+            key=key,
+            fingerprint=fingerprint,
+            create=create,
+            render=lambda created: JSONResponse(render(created), status_code=201),
+        )
+        decoded: dict[str, Any] = json.loads(bytes(answer.body))
+        return answer.status_code < 400, decoded
 
     async def _merchant_disabled(self, merchant_id: str) -> bool:
         async with self._runtime.sessions() as session:
@@ -319,16 +334,7 @@ def _validation_messages(exc: ValidationError) -> list[str]:
 
 
 # --- replies -----------------------------------------------------------------------------------
-def _json_response(body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body, status_code=201)
-
-
-def _decoded(answer: Response) -> dict[str, Any]:
-    decoded: dict[str, Any] = json.loads(bytes(answer.body))
-    return decoded
-
-
-def _problem_message(problem: dict[str, Any]) -> str:
+def _problem(problem: dict[str, Any]) -> str:
     detail = str(problem.get("detail") or problem.get("title") or "Refused.")
     errors = problem.get("errors")
     if isinstance(errors, list) and errors:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,19 +48,17 @@ def serving(saleor: FakeSaleor) -> AbstractAsyncContextManager[str]:
     return serve_in_background(create_fake_saleor_app(saleor), port=port)
 
 
-@pytest.fixture
-async def saleor_stack(clean_db: str) -> AsyncIterator[SaleorStack]:
+@asynccontextmanager
+async def saleor_beside_gateway(database_url: str, **settings: Any) -> AsyncIterator[SaleorStack]:
+    """A fake Saleor allowed to install the gateway, which runs with ``settings``."""
     saleor = FakeSaleor()
     async with (
         serving(saleor),
         running_stack(
-            clean_db,
-            background_jobs=True,
+            database_url,
             saleor_allowed_api_urls=[saleor.api_url],
             saleor_app_token_key=TOKEN_KEY,
-            reconcile_min_age_seconds=0,
-            reconcile_interval_seconds=0.5,
-            event_retry_base_seconds=0.2,
+            **settings,
         ) as stack,
         httpx.AsyncClient(timeout=30) as http,
     ):
@@ -68,20 +66,23 @@ async def saleor_stack(clean_db: str) -> AsyncIterator[SaleorStack]:
 
 
 @pytest.fixture
+async def saleor_stack(clean_db: str) -> AsyncIterator[SaleorStack]:
+    """Not installed yet; payments settle and events are delivered in the background."""
+    async with saleor_beside_gateway(
+        clean_db,
+        background_jobs=True,
+        reconcile_min_age_seconds=0,
+        reconcile_interval_seconds=0.5,
+        event_retry_base_seconds=0.2,
+    ) as stack:
+        yield stack
+
+
+@pytest.fixture
 async def installed_quiet(clean_db: str) -> AsyncIterator[SaleorStack]:
     """Installed, with no background jobs: the test delivers events itself."""
-    saleor = FakeSaleor()
-    async with (
-        serving(saleor),
-        running_stack(
-            clean_db,
-            background_jobs=False,
-            saleor_allowed_api_urls=[saleor.api_url],
-            saleor_app_token_key=TOKEN_KEY,
-            event_max_attempts=2,
-        ) as stack,
-        httpx.AsyncClient(timeout=30) as http,
-    ):
-        installed = SaleorStack(saleor, stack, http)
-        assert (await installed.install()).status_code == 200
-        yield installed
+    async with saleor_beside_gateway(
+        clean_db, background_jobs=False, event_max_attempts=2
+    ) as stack:
+        assert (await stack.install()).status_code == 200
+        yield stack
