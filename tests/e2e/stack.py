@@ -112,13 +112,19 @@ async def running_stack(
                 yield Stack(http, sim_client, merchant, settings, runtime)
 
 
-@asynccontextmanager
-async def dev_running(callback_url: str | None = None) -> AsyncIterator[dict[str, str]]:
-    """`momo-gateway dev` on free ports in this event loop; yields what it printed (the API
-    URL, the demo key and merchant id) and stops it on exit."""
-    ports = DevPorts(
+def free_dev_ports() -> DevPorts:
+    return DevPorts(
         api=free_port(), simulator=free_port(), storefront=free_port(), saleor=free_port()
     )
+
+
+@asynccontextmanager
+async def dev_running(
+    callback_url: str | None = None, ports: DevPorts | None = None
+) -> AsyncIterator[dict[str, str]]:
+    """`momo-gateway dev` in this event loop, on ``ports`` (default: free ones); yields what it
+    printed (the API URL, the demo key and merchant id) and stops it on exit."""
+    ports = ports or free_dev_ports()
     stop = asyncio.Event()
     ready: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
     dev = asyncio.create_task(run_dev(ports, callback_url=callback_url, stop=stop, ready=ready))

@@ -7,7 +7,7 @@ import sqlite3
 
 import httpx
 
-from tests.e2e.stack import dev_running
+from tests.e2e.stack import dev_running, free_dev_ports
 
 
 async def test_a_restart_keeps_the_demo_merchant_its_key_and_its_payments(tmp_path, monkeypatch):
@@ -15,7 +15,8 @@ async def test_a_restart_keeps_the_demo_merchant_its_key_and_its_payments(tmp_pa
     for name in ("DATABASE_URL", "REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
 
-    async with dev_running() as first:
+    ports = free_dev_ports()  # a restart, as `make dev` twice: the same ports
+    async with dev_running(ports=ports) as first:
         headers = {"Authorization": f"Bearer {first['api_key']}"}
         async with httpx.AsyncClient(base_url=first["api_url"], headers=headers) as http:
             created = await http.post(
@@ -24,7 +25,7 @@ async def test_a_restart_keeps_the_demo_merchant_its_key_and_its_payments(tmp_pa
             )
             assert created.status_code == 201
 
-    async with dev_running(callback_url="https://shop.example/momo/events") as second:
+    async with dev_running(callback_url="https://shop.example/momo/events", ports=ports) as second:
         assert second["api_key"] == first["api_key"]
         assert second["merchant_id"] == first["merchant_id"]
         headers = {"Authorization": f"Bearer {second['api_key']}"}
@@ -33,6 +34,12 @@ async def test_a_restart_keeps_the_demo_merchant_its_key_and_its_payments(tmp_pa
         assert [p["id"] for p in listed] == [created.json()["id"]]
 
     with sqlite3.connect(tmp_path / "momo_gateway.db") as connection:
-        merchants = connection.execute("SELECT callback_url FROM merchants").fetchall()
-    # One merchant, now sending its events where the latest run said.
+        merchants = connection.execute(
+            "SELECT callback_url FROM merchants"
+            " WHERE id NOT IN (SELECT merchant_id FROM saleor_installations)"
+        ).fetchall()
+        installations = connection.execute("SELECT count(*) FROM saleor_installations").fetchone()
+    # One demo merchant, now sending its events where the latest run said; and the fake Saleor's
+    # one installation (reinstalled by the second run, not installed again).
     assert merchants == [("https://shop.example/momo/events",)]
+    assert installations == (1,)

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.stack import dev_running, eventually
+from tests.e2e.stack import dev_running, eventually, free_dev_ports
 
 
 async def checkout_is_reported(saleor_url: str) -> dict[str, Any]:
@@ -40,9 +40,10 @@ async def test_dev_pays_a_saleor_checkout_before_and_after_a_restart(tmp_path, m
     monkeypatch.chdir(tmp_path)
     for name in ("DATABASE_URL", "REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
-    async with dev_running() as started:
+    ports = free_dev_ports()
+    async with dev_running(ports=ports) as started:
         report = await checkout_is_reported(started["saleor_url"])
         assert (report["type"], report["amount"]) == ("CHARGE_SUCCESS", "50000")
-    async with dev_running() as restarted:
+    async with dev_running(ports=ports) as restarted:
         report = await checkout_is_reported(restarted["saleor_url"])
         assert report["type"] == "CHARGE_SUCCESS"
