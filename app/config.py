@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     )
 
     # --- payments ------------------------------------------------------------------------------
+    max_requests_in_flight: int = Field(
+        default=0,
+        ge=0,
+        description="Payment creations one API process serves at once; past it, POST "
+        "/v1/payments answers 503 overloaded with Retry-After at once. 0 = no limit.",
+    )
     min_amount: int = Field(default=100, ge=1)
     max_amount: int = Field(default=5_000_000, ge=1)
     payment_timeout_seconds: int = Field(default=1800, ge=1)

@@ -18,6 +18,7 @@ from app.errors import install_error_handlers
 from app.events.router import router as events_router
 from app.health import router as operations_router
 from app.openapi import customise_openapi
+from app.overload import InFlightLimit
 from app.payments.router import router as payments_router
 from app.providers import registry
 from app.providers.base import PaymentProvider, RefundProvider
@@ -86,6 +87,8 @@ def create_app(
     )
     install_api_docs(app)
     install_error_handlers(app)
+    # Innermost of the three: an overload refusal is still logged and counted by RequestId.
+    app.add_middleware(InFlightLimit, limit=settings.max_requests_in_flight)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(RequestId)
     app.include_router(payments_router)

@@ -38,7 +38,13 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
     status_code=201,
     response_model=PaymentOut,
     summary="Start a payment",
-    responses={k: v for k, v in _PROBLEMS.items() if k != 404},
+    responses={
+        **{k: v for k, v in _PROBLEMS.items() if k != 404},
+        503: {
+            "description": "`overloaded`: MAX_REQUESTS_IN_FLIGHT payments are being made; "
+            "nothing was done, retry after `Retry-After` seconds (problem+json)."
+        },
+    },
 )
 async def create_payment(
     body: CreatePaymentRequest,
