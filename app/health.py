@@ -1,7 +1,8 @@
 """The operations routes: Prometheus metrics, liveness and readiness.
 
 ``/healthz`` answers as long as the process serves requests; ``/readyz`` also asks the database
-and Redis (when there is one) and names whichever does not answer.
+and Redis (when there is one) and names whichever does not answer. Each ``/metrics`` scrape asks
+them too, so that Prometheus sees a not-ready API even when nothing polls ``/readyz``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from sqlalchemy import text
 
 from app.backlog import refresh_backlog_gauges
 from app.deps import RuntimeDep
+from app.metrics import DEPENDENCY_UP
+from app.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +32,21 @@ router = APIRouter(tags=["operations"])
     responses={200: {"content": {"text/plain": {"example": "momo_pending_payments 3.0"}}}},
 )
 async def metrics(runtime: RuntimeDep) -> PlainTextResponse:
+    # Scrapes go on while the database is away: the process's own series are still worth
+    # having, momo_dependency_up says what is missing, and the backlog gauges keep their last
+    # values.
+    checks = await readiness_checks(runtime)
+    if checks["database"] != "ok" or not await _backlog_refreshed(runtime):
+        logger.warning("metrics: database unreachable, backlog gauges not refreshed")
+    return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _backlog_refreshed(runtime: Runtime) -> bool:
     try:
         await refresh_backlog_gauges(runtime.sessions)
     except Exception:
-        # Scrapes go on while the database is away: the process's own series are still worth
-        # having, and the gauges keep their last values.
-        logger.warning("metrics: database unreachable, backlog gauges not refreshed")
-    return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+        return False
+    return True
 
 
 @router.get("/healthz", summary="The process is up")
@@ -45,19 +56,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="Database and Redis answer")
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    checks: dict[str, Any] = {}
-    try:
-        async with runtime.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception:
-        checks["database"] = "unreachable"
-    if runtime.redis is not None:
-        try:
-            await runtime.redis.ping()
-            checks["redis"] = "ok"
-        except Exception:
-            checks["redis"] = "unreachable"
+    checks: dict[str, Any] = await readiness_checks(runtime)
     failed = [name for name, state in checks.items() if state != "ok"]
     if failed:
         return JSONResponse(
@@ -73,3 +72,24 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
             media_type="application/problem+json",
         )
     return JSONResponse({"status": "ready", "checks": checks})
+
+
+async def readiness_checks(runtime: Runtime) -> dict[str, str]:
+    """``ok`` or ``unreachable`` for the database and (when there is one) Redis; also what
+    ``momo_dependency_up`` reports until the next check."""
+    checks: dict[str, str] = {}
+    try:
+        async with runtime.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception:
+        checks["database"] = "unreachable"
+    if runtime.redis is not None:
+        try:
+            await runtime.redis.ping()
+            checks["redis"] = "ok"
+        except Exception:
+            checks["redis"] = "unreachable"
+    for dependency, state in checks.items():
+        DEPENDENCY_UP.labels(dependency).set(1 if state == "ok" else 0)
+    return checks

@@ -47,6 +47,14 @@ CALLBACKS = Counter(
     "momo_callbacks_received_total", "Provider callbacks received", ["provider", "result"]
 )
 PENDING_PAYMENTS = Gauge("momo_pending_payments", "Payments pending", ["provider"])
+NEEDS_REVIEW_PAYMENTS = Gauge(
+    "momo_needs_review_payments", "Payments waiting for an operator (needs_review)", ["provider"]
+)
+OLDEST_PENDING_AGE = Gauge(
+    "momo_oldest_pending_payment_age_seconds",
+    "Age of the oldest pending payment when the gauges were refreshed; 0 with none pending",
+    ["provider"],
+)
 OUTBOX_BACKLOG = Gauge("momo_outbox_backlog", "Events not yet delivered (pending)")
 DELIVERY_ATTEMPTS = Counter(
     "momo_event_delivery_attempts_total", "Storefront delivery attempts", ["result"]
@@ -63,4 +71,17 @@ SMS_RECEIPTS = Counter(
     "momo_sms_receipts_total",
     "SMS receipts sent to Africa's Talking, by outcome",
     ["result", "status_code"],  # sent | refused | retry | gave_up; the recipient code or none
+)
+# Set on every worker tick (the arq cron sweeps, or the API's embedded jobs): a timestamp rather
+# than the scrape target's ``up``, because the worker's metrics thread keeps answering while its
+# job loop is stuck or its Redis is gone. A process that runs no jobs serves 0 ("never").
+WORKER_HEARTBEAT = Gauge(
+    "momo_worker_heartbeat_timestamp_seconds", "Unix time of this process's last job tick"
+)
+# The API's readiness checks, refreshed on /readyz and on every /metrics scrape: /metrics itself
+# answers while the database is away, so ``up`` alone cannot tell a ready API from a broken one.
+DEPENDENCY_UP = Gauge(
+    "momo_dependency_up",
+    "1 when the dependency answered the API's last readiness check, else 0",
+    ["dependency"],  # database | redis
 )

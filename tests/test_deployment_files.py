@@ -38,7 +38,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 
 GATEWAY_SERVICES = ("migrate", "api", "worker")
-LONG_RUNNING = ("postgres", "redis", "api", "worker", "simulator")
+LONG_RUNNING = ("postgres", "redis", "api", "worker", "simulator", "prometheus", "grafana")
 SETTING_NAMES = registry.setting_names()
 # Read by docker compose itself (interpolation), never by the gateway.
 COMPOSE_ONLY_NAMES = {"POSTGRES_PASSWORD"}
@@ -84,7 +84,9 @@ def _command(service: dict[str, Any]) -> list[str]:
 
 
 def test_compose_runs_every_component(services: dict[str, Any]) -> None:
-    assert set(services) == {"postgres", "redis", "migrate", "api", "worker", "simulator"}
+    core = {"postgres", "redis", "migrate", "api", "worker", "simulator"}
+    monitoring = {"prometheus", "grafana"}  # tests/deploy/test_compose_monitoring.py
+    assert set(services) == core | monitoring
     assert _command(services["migrate"]) == ["momo-gateway", "migrate"]
     assert _command(services["api"])[:2] == ["momo-gateway", "serve"]
     assert _command(services["worker"]) == ["momo-gateway", "worker"]
@@ -219,7 +221,8 @@ def test_docker_compose_config_validates() -> None:
         )
 
     # `config` only parses, interpolates and validates: no Docker engine is needed.
-    arguments = ["--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), "--profile", "sim"]
+    arguments = ["--project-directory", str(ROOT), "-f", str(COMPOSE_FILE)]
+    arguments += ["--profile", "sim", "--profile", "monitoring"]
     result = subprocess.run(  # noqa: S603 - the compose CLI found above, fixed arguments
         [*command, *arguments, "config", "--quiet"],
         capture_output=True,

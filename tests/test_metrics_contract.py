@@ -203,6 +203,8 @@ KNOWN_ARGUMENTS: dict[str, frozenset[str]] = {
     "payment.provider": PROVIDERS,
     "refund.provider": PROVIDERS,
     "callback.provider.value": PROVIDERS,
+    # app/health.py's readiness checks, by the name each gives its dependency.
+    "dependency": frozenset({"database", "redis"}),
 }
 
 

@@ -317,14 +317,17 @@ async def update_fields(session: AsyncSession, payment_id: str, values: dict[str
     )
 
 
-async def pending_counts(session: AsyncSession) -> dict[str, int]:
-    """Pending payments per provider name; a provider with none is absent."""
+async def waiting_counts(session: AsyncSession) -> dict[tuple[str, str], tuple[int, datetime]]:
+    """(provider name, status) → (how many, the oldest one's ``created_at``) for the payments
+    still waiting on someone: ``pending`` (the provider) and ``needs_review`` (an operator). A
+    pair with none is absent. One grouped read, so the backlog gauges cost one query."""
+    waiting = (PaymentStatus.PENDING.value, PaymentStatus.NEEDS_REVIEW.value)
     rows = await session.execute(
-        select(Payment.provider, func.count())
-        .where(Payment.status == PaymentStatus.PENDING.value)
-        .group_by(Payment.provider)
+        select(Payment.provider, Payment.status, func.count(), func.min(Payment.created_at))
+        .where(Payment.status.in_(waiting))
+        .group_by(Payment.provider, Payment.status)
     )
-    return {provider: count for provider, count in rows}
+    return {(provider, status): (count, oldest) for provider, status, count, oldest in rows}
 
 
 # --- the reconciler's claims ---------------------------------------------------------------

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Coroutine, Sequence
 
+from app.metrics import WORKER_HEARTBEAT
 from app.runtime import Runtime
 from app.workers import jobs
 
@@ -70,6 +71,7 @@ class EmbeddedJobs:
         tick = min(jobs.OUTBOX_SWEEP_SECONDS, settings.reconcile_interval_seconds)
         next_reconcile = time.monotonic()
         while True:
+            WORKER_HEARTBEAT.set_to_current_time()  # these jobs are this process's worker
             try:
                 await jobs.sweep_outbox(self._runtime)
                 self._nudge_sms()

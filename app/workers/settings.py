@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 
 from app.backlog import refresh_backlog_gauges
 from app.config import Settings
+from app.metrics import WORKER_HEARTBEAT
 from app.runtime import Runtime, build_runtime
 from app.workers import jobs
 
@@ -66,12 +67,15 @@ def quiet_empty_sweeps() -> None:
 
 
 async def reconcile_pending(ctx: dict[str, Any]) -> dict[str, int]:
+    WORKER_HEARTBEAT.set_to_current_time()
     report = await jobs.reconcile_pending(ctx["runtime"])
     await refresh_backlog_gauges(ctx["runtime"].sessions)
     return {"claimed": report.claimed, "settled": report.settled}
 
 
 async def sweep_outbox(ctx: dict[str, Any]) -> int:
+    # The tick itself is the sign of life (every 10 s), even when the database then fails it.
+    WORKER_HEARTBEAT.set_to_current_time()
     return sum(1 for result in await jobs.sweep_outbox(ctx["runtime"]) if result.sent)
 
 
