@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install dev test lint typecheck pytest clean
+.PHONY: install dev test lint typecheck pytest clean lock
 
 $(BIN)/momo-gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ pytest: install
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# requirements.lock: the runtime dependencies (no dev extras) pinned with their hashes, resolved
+# for every platform (the image is built for amd64 and arm64). Run after changing pyproject.toml's
+# dependencies; tests/test_lockfile.py fails until the two agree. Pins already in the lock are
+# kept where they still fit: `make lock LOCK_ARGS=--upgrade` moves every pin to the newest release.
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --universal --python-version 3.11 --output-file requirements.lock $(LOCK_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache momo_gateway.db* dist build *.egg-info

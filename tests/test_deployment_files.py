@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -36,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+LOCK = ROOT / "requirements.lock"
 
 GATEWAY_SERVICES = ("migrate", "api", "worker")
 LONG_RUNNING = ("postgres", "redis", "api", "worker", "simulator", "prometheus", "grafana")
@@ -316,6 +319,16 @@ def _final_stage() -> list[tuple[str, str]]:
     return instructions[last_from:]
 
 
+def _stage(name: str) -> list[tuple[str, str]]:
+    """The instructions of the stage ``FROM ... AS name``, its FROM included."""
+    instructions = _instructions()
+    starts = [i for i, (keyword, _rest) in enumerate(instructions) if keyword == "FROM"]
+    for start, end in zip(starts, [*starts[1:], len(instructions)], strict=True):
+        if instructions[start][1].split()[-1] == name:
+            return instructions[start:end]
+    raise AssertionError(f"no stage named {name}")
+
+
 def test_dockerfile_is_multi_stage_on_slim_python() -> None:
     stages = [rest for keyword, rest in _instructions() if keyword == "FROM"]
 
@@ -386,3 +399,48 @@ def test_dockerfile_healthcheck_and_default_command() -> None:
     assert "/healthz" in healthchecks[-1]
     assert commands[-1] == '["momo-gateway", "serve"]'
     assert ("EXPOSE", "8000") in final
+
+
+def test_dockerfile_installs_the_hashed_lock_and_nothing_else() -> None:
+    """The image's dependencies are requirements.lock's pins, each file checked against its
+    hash: pip resolves nothing (--no-deps), so what tests/test_lockfile.py checks is what ships."""
+    builder = _stage("builder")
+    installs = [rest for keyword, rest in builder if keyword == "RUN" and "pip install" in rest]
+
+    assert len(installs) == 1, installs
+    words = shlex.split(installs[0])
+    assert {"--require-hashes", "--no-deps"} <= set(words)
+    assert any(word in ("-r", "--requirement") for word in words)
+    requirement_files = [
+        words[i + 1] for i, word in enumerate(words) if word in ("-r", "--requirement")
+    ]
+    assert requirement_files == [LOCK.name]
+    # No package named on the command line beside the lock (it would escape the hashes).
+    options_with_values = {"-r", "--requirement"}
+    loose = [
+        word
+        for i, word in enumerate(words[2:], start=2)
+        if not word.startswith("-") and words[i - 1] not in options_with_values
+    ]
+    assert loose == [], loose
+    # The lock alone is copied in before the install: a code change keeps the layer cached, and
+    # no dependency list is read from pyproject.toml any more.
+    copied = [rest.split()[:-1] for keyword, rest in builder if keyword == "COPY"]
+    assert copied == [[LOCK.name]]
+    assert LOCK.is_file()
+
+
+def test_dockerignore_lets_the_lock_into_the_build_context() -> None:
+    patterns = [
+        line.strip()
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    excluded = [
+        pattern
+        for pattern in patterns
+        if not pattern.startswith("!") and Path(LOCK.name).match(pattern.removeprefix("**/"))
+    ]
+    assert excluded == [], f".dockerignore keeps {LOCK.name} out of the image: {excluded}"
+    assert ".env" in patterns, "secrets stay out of the build context"
