@@ -21,6 +21,7 @@ from app.simulator import (
 )
 from app.simulator.config import SimulatorConfig
 from app.simulator.state import Simulator
+from app.simulator.status_calls import CallerPrefix
 
 
 @asynccontextmanager
@@ -52,6 +53,8 @@ def create_simulator_app(config: SimulatorConfig | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.simulator = Simulator(config)
+    # `/_as/{caller}/...`: several gateway processes on one simulator, told apart.
+    app.add_middleware(CallerPrefix)
     app.include_router(mtn.router)
     app.include_router(mtn_disbursement.router)
     app.include_router(mtn_sandbox.router)

@@ -8,6 +8,8 @@
 - ``POST /_simulator/payments/{ref}/settle``: force a final status, amount or currency.
 - ``POST /_simulator/payments/{ref}/callback``: send its callback again, now; reports the result.
 - ``GET /_simulator/callbacks``: every callback attempt (``?reference=``).
+- ``GET /_simulator/status-calls``: every payment status request: reference, caller (see
+  ``app.simulator.status_calls``) and arrival time (``?reference=``).
 - ``GET /_simulator/stats``: requests, responses and faults per endpoint; tokens; payments;
   refunds.
 - ``POST /_simulator/reset``: forget payments, refunds and counts, restore the disbursement
@@ -177,6 +179,11 @@ async def list_callbacks(request: Request, reference: str | None = None) -> Resp
     return JSONResponse(
         content={"callbacks": [a.describe() for a in attempts if reference in (None, a.reference)]}
     )
+
+
+@router.get("/status-calls")
+async def list_status_calls(request: Request, reference: str | None = None) -> Response:
+    return JSONResponse(content={"calls": simulator_of(request).status_calls.snapshot(reference)})
 
 
 @router.get("/stats")

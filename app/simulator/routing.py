@@ -23,6 +23,7 @@ from app.simulator.config import Endpoint, Faults
 from app.simulator.ledger import PaymentKey, ProviderName
 from app.simulator.state import Simulator
 from app.simulator.stats import FaultKind
+from app.simulator.status_calls import STATUS_REFERENCE_PARAMS, caller_of
 
 
 class CreateRequestLog(Protocol):
@@ -101,6 +102,16 @@ class ProviderRoute(APIRoute):
         async def handle(request: Request) -> Response:
             simulator = simulator_of(request)
             simulator.stats.count_request(endpoint)
+            reference_param = STATUS_REFERENCE_PARAMS.get(endpoint)
+            status_call = (
+                simulator.status_calls.arrived(
+                    route_class.provider,
+                    str(request.path_params.get(reference_param, "")),
+                    caller_of(request.scope),
+                )
+                if reference_param is not None
+                else None
+            )
             log = route_class.create_log(simulator, endpoint)
             key: PaymentKey | None = None
             if log is not None:
@@ -110,6 +121,8 @@ class ProviderRoute(APIRoute):
                     log.count_create_request(key)
             response = await route_class._answer(simulator, endpoint, request, endpoint_handler)
             simulator.stats.count_response(endpoint, response.status_code)
+            if status_call is not None:
+                simulator.status_calls.answered(status_call, response.status_code)
             if log is not None and key is not None:
                 log.note_create_answer(key, response.status_code)
             return response

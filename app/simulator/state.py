@@ -23,6 +23,7 @@ from app.simulator.ledger import Ledger, Payment, PaymentKey, PaymentStatus, Set
 from app.simulator.refund_ledger import RefundLedger
 from app.simulator.scenarios import Resolution
 from app.simulator.stats import Stats
+from app.simulator.status_calls import StatusCallLog
 
 
 def mint_mtn_transaction_id() -> str:
@@ -46,6 +47,7 @@ class Simulator:
         self.refunds = RefundLedger()
         self.credentials = Credentials()
         self.stats = Stats()
+        self.status_calls = StatusCallLog()
         self.background = BackgroundTasks()
         self.callbacks = CallbackSender(self.stats)
         self.delivery_reports = DeliveryReportSender()
@@ -174,6 +176,7 @@ class Simulator:
         self.ledger.reset()
         self.refunds.reset()
         self.stats.reset()
+        self.status_calls.reset()
         self.callbacks.clear()
         self.credentials.reset_counts()
         if tokens:
