@@ -11,7 +11,9 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from app.config import Settings
+from pydantic import ValidationError
+
+from app.config import ProviderSettings, Settings
 from app.log_config import configure_logging
 from app.operators.cli import add_merchant_admin_commands, add_operator_commands
 from app.ports import Listener, PortUnavailable, check_listeners, explain_unavailable
@@ -377,6 +379,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.func(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except ValidationError as exc:
+        if not exc.title.endswith("Settings"):
+            raise
+        if args.debug:
+            traceback.print_exception(exc)
+        print(f"error: {describe_invalid_settings(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
     except Exception as exc:
         line = _database_failure(exc, os_errors_are_database=args.uses_database)
         if line is None:
@@ -386,6 +395,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {line}", file=sys.stderr)
         return EXIT_FAILURE
     return result
+
+
+def describe_invalid_settings(exc: ValidationError) -> str:
+    """``SALEOR_APP_TOKEN_KEY: must be at least 32 characters; …``: each setting by its
+    environment name and what is wrong with it (the values are never in these errors)."""
+    prefix = _env_prefixes().get(exc.title, "")
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        name = (prefix + "_".join(str(part) for part in error["loc"])).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{name}: {message}" if name else message)
+    return "invalid settings: " + "; ".join(problems)
+
+
+def _env_prefixes() -> dict[str, str]:
+    """Each provider block's environment prefix, by its class name (``MTN_MOMO_`` …)."""
+    return {
+        block.__name__: str(block.model_config.get("env_prefix") or "")
+        for block in ProviderSettings.__subclasses__()
+    }
 
 
 def _database_failure(exc: Exception, *, os_errors_are_database: bool) -> str | None:

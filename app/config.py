@@ -80,8 +80,14 @@ class ProviderSettings(BaseSettings):
     fields and ``env_prefix`` (``MTN_MOMO_`` → ``MTN_MOMO_API_URL`` is ``api_url``); what every
     provider has is here."""
 
+    # hide_input_in_errors: a refused value may be a secret (a short key, a URL with its
+    # password); the error names the setting and the rule, never the value.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
     )
 
     currency: str = "UGX"
@@ -100,8 +106,14 @@ class ProviderSettings(BaseSettings):
 
 
 class Settings(BaseSettings):
+    # hide_input_in_errors: a refused value may be a secret (a short key, a URL with its
+    # password); the error names the setting and the rule, never the value.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
     )
 
     # --- storage ---------------------------------------------------------------------------
@@ -273,7 +285,7 @@ class Settings(BaseSettings):
     @classmethod
     def _saleor_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
-            raise ValueError("SALEOR_APP_TOKEN_KEY must be at least 32 characters")
+            raise ValueError("must be at least 32 characters")
         return value
 
     @model_validator(mode="after")

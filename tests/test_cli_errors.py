@@ -419,3 +419,33 @@ def test_dev_refuses_a_bad_callback_url_in_one_line(tmp_path):
         "error: --callback-url: callback URL must be an absolute http:// or https:// URL"
     ]
     assert not (tmp_path / "d.db").exists()
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "1"], ["worker"], ["migrate"]])
+def test_an_invalid_setting_is_named_in_one_line_without_its_value(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # A key that is too short is still a secret: the message names the setting, not the value.
+    short_key = "short-saleor-key-do-not-print"
+    code, output = run_cli(
+        *command,
+        cwd=tmp_path,
+        SALEOR_APP_TOKEN_KEY=short_key,
+        DATABASE_URL=CLOSED_PORT_URL,
+    )
+    assert code == 1
+    assert_one_clear_line(output, "invalid settings: SALEOR_APP_TOKEN_KEY: must be at least 32")
+    assert short_key not in output
+
+
+def test_a_setting_missing_its_companion_names_both_without_any_value(tmp_path: Path) -> None:
+    code, output = run_cli(
+        "serve",
+        "--port",
+        "1",
+        cwd=tmp_path,
+        SALEOR_ALLOWED_API_URLS="https://shop.example/graphql/",
+        DATABASE_URL=CLOSED_PORT_URL,
+    )
+    assert code == 1
+    assert_one_clear_line(output, "SALEOR_APP_TOKEN_KEY is required when SALEOR_ALLOWED_API_URLS")
