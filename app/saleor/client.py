@@ -105,11 +105,7 @@ class SaleorClient:
             "availableActions": list(report.available_actions),
         }
         try:
-            response = await self._http.post(
-                saleor_api_url,
-                json={"query": REPORT_MUTATION, "variables": variables},
-                headers={"Authorization": f"Bearer {token}"},
-            )
+            response = await self._post(saleor_api_url, token, REPORT_MUTATION, variables)
         except httpx.TimeoutException:
             return ReportOutcome(None, "timeout")
         except httpx.HTTPError as exc:
@@ -126,16 +122,22 @@ class SaleorClient:
         self, saleor_api_url: str, token: str, query: str, variables: dict[str, Any]
     ) -> dict[str, Any]:
         try:
-            response = await self._http.post(
-                saleor_api_url,
-                json={"query": query, "variables": variables},
-                headers={"Authorization": f"Bearer {token}"},
-            )
+            response = await self._post(saleor_api_url, token, query, variables)
         except httpx.HTTPError as exc:
             raise SaleorCallFailed(f"Saleor unreachable: {type(exc).__name__}") from None
         if response.status_code != 200:
             raise SaleorCallFailed(f"Saleor answered HTTP {response.status_code}")
         return _json_answer(response)
+
+    async def _post(
+        self, saleor_api_url: str, token: str, query: str, variables: dict[str, Any]
+    ) -> httpx.Response:
+        """One GraphQL request as the installed app (its token, never sent anywhere else)."""
+        return await self._http.post(
+            saleor_api_url,
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {token}"},
+        )
 
 
 def _json_answer(response: httpx.Response) -> dict[str, Any]:

@@ -110,10 +110,9 @@ class SaleorTransactions:
 
     # --- TRANSACTION_INITIALIZE_SESSION --------------------------------------------------------
     async def _initialize(self, merchant_id: str, payload: dict[str, Any]) -> Reply:
-        failure = "AUTHORIZATION_FAILURE" if _action_type(payload) == "AUTHORIZATION" else ""
-        if failure:
+        if _action_type(payload) == "AUTHORIZATION":
             return _failure(
-                failure,
+                "AUTHORIZATION_FAILURE",
                 "Mobile money charges at once: use the CHARGE transaction flow strategy.",
             )
         transaction_id = _transaction_id(payload)
@@ -325,12 +324,10 @@ def _action_type(payload: dict[str, Any]) -> str | None:
 
 
 def _validation_messages(exc: ValidationError) -> list[str]:
-    names = {"phone_number": "phone_number", "provider": "provider", "amount": "amount"}
-    messages = []
-    for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else ""
-        messages.append(f"{names.get(field, field)}: {error['msg']}")
-    return messages
+    return [
+        f"{error['loc'][0]}: {error['msg']}" if error["loc"] else error["msg"]
+        for error in exc.errors()
+    ]
 
 
 # --- replies -----------------------------------------------------------------------------------
