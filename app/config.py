@@ -125,8 +125,9 @@ class Settings(BaseSettings):
         default=20,
         ge=1,
         le=500,
-        description="PostgreSQL connections each process keeps open (and half as many more "
-        "under bursts); size it to the requests a process has in flight at once.",
+        description="PostgreSQL connections each process keeps open, and never more: a "
+        "request waits for a free one rather than opening another (a new backend costs "
+        "PostgreSQL a process and every prepared statement again).",
     )
     redis_url: str | None = Field(
         default=None, description="Redis for tokens and the arq queue; unset = in-process jobs."

@@ -6,6 +6,7 @@ that depends on the difference (row locks, SKIP LOCKED) asks ``engine.dialect.na
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -16,7 +17,9 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    ClauseElement,
     DateTime,
+    Dialect,
     Insert,
     Integer,
     MetaData,
@@ -26,7 +29,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -35,6 +38,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -109,6 +113,64 @@ def insert_with_named_params(table: Table, columns: Sequence[str], prefix: str) 
     )
 
 
+async def execute_on_driver(
+    engine: AsyncEngine, statement: ClauseElement, params: Mapping[str, Any]
+) -> int:
+    """PostgreSQL only: run one statement straight on a pooled asyncpg connection, outside any
+    transaction (it commits by itself), and return how many rows it changed.
+
+    For the few statements every payment runs: SQLAlchemy's execution layer (execution context,
+    parameter construction, result wrapping) cost more CPU than the statement's round trip.
+    The statement is still built with SQLAlchemy and compiled once; its parameters go through
+    their column types' bind processing as SQLAlchemy would do it. Errors come out as
+    SQLAlchemy's: IntegrityError for a constraint, DBAPIError with ``connection_invalidated``
+    when the connection died (the pool then discards it, see ``retry_once_on_disconnect``).
+    """
+    sql, binds = _compiled_for_driver(statement, frozenset(params), engine.dialect)
+    args = [
+        value if process is None else process(value)
+        for value, process in ((params[name], process) for name, process in binds)
+    ]
+    async with engine.connect() as connection:
+        pooled = await connection.get_raw_connection()
+        driver = pooled.driver_connection
+        try:
+            status: str = await driver.execute(sql, *args)  # type: ignore[union-attr]
+        except Exception as exc:
+            closed = bool(driver.is_closed())  # type: ignore[union-attr]
+            if closed:
+                pooled.invalidate(exc)
+            if _is_integrity_error(exc):
+                raise IntegrityError(sql, None, exc, hide_parameters=True) from exc
+            raise DBAPIError(
+                sql, None, exc, hide_parameters=True, connection_invalidated=closed
+            ) from exc
+    # "INSERT 0 1", "UPDATE 1": the count is the last word.
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _is_integrity_error(exc: BaseException) -> bool:
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("23")  # class 23: constraints
+
+
+@functools.cache
+def _compiled_for_driver(
+    statement: ClauseElement, keys: frozenset[str], dialect: Dialect
+) -> tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]]:
+    """The statement's SQL for ``dialect`` and, in positional order, each parameter's name
+    with its type's bind processor (None when the driver takes the value as it is). Cached per
+    statement object and set of parameter names, like SQLAlchemy's own compiled cache."""
+    compiled = statement.compile(dialect=dialect, column_keys=sorted(keys))
+    if not isinstance(compiled, SQLCompiler):
+        raise TypeError("not a SQL statement")
+    binds = tuple(
+        (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+        for name in compiled.positiontup or ()
+    )
+    return str(compiled), binds
+
+
 async def retry_once_on_disconnect(work: Callable[[], Awaitable[T]]) -> T:
     """Run ``work`` (a whole transaction) again once if its connection turned out to be dead.
 
@@ -145,15 +207,17 @@ def create_engine(
         _tune_sqlite(engine)
         return engine
     # No pre-ping (see retry_once_on_disconnect); connections are recycled before a server or
-    # proxy idle timeout is likely to cut them. The pool keeps as many connections as a busy
-    # process uses: an overflow connection is closed when returned, and opening one costs
-    # PostgreSQL a new backend process and every prepared statement again.
+    # proxy idle timeout is likely to cut them. No overflow: an overflow connection is closed
+    # when returned, and opening one costs PostgreSQL a new backend process and every prepared
+    # statement again; under a burst that churn doubled PostgreSQL's CPU per payment
+    # (BENCHMARKS.md). A request waits for a pooled connection instead (each is held for one
+    # statement on the hot path).
     return create_async_engine(
         database_url,
         echo=echo,
         hide_parameters=True,
         pool_size=pool_size,
-        max_overflow=pool_size // 2,
+        max_overflow=0,
         pool_recycle=1800,
     )
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db import BoundWrite, autocommit, execute_write, new_id, retry_once_on_disconnect, utcnow
+from app.db import BoundWrite, execute_write, new_id, retry_once_on_disconnect, utcnow
 from app.errors import Conflict, NotFound
 from app.log_config import payment_log_context
 from app.metrics import PAYMENTS_CREATED
@@ -86,7 +86,6 @@ class PaymentCreation:
         transition: ChangeStatus,
     ) -> None:
         self._engine = engine
-        self._autocommit_engine = autocommit(engine)
         # PostgreSQL runs several writes as one statement (data-modifying CTEs); SQLite cannot.
         self._one_statement_writes = engine.dialect.name == "postgresql"
         self._sessions = sessions
@@ -158,8 +157,7 @@ class PaymentCreation:
         )
         if self._one_statement_writes:
             try:
-                async with self._autocommit_engine.connect() as connection:
-                    await repository.insert_all_at_once(connection, payment, audit, also)
+                await repository.insert_all_at_once(self._engine, payment, audit, also)
                 return
             except IntegrityError:
                 pass  # Which row was refused? Writing them one by one below tells.
@@ -264,10 +262,9 @@ class PaymentCreation:
         None: something changed the payment meanwhile (nothing was written)."""
         expected = repository.updated_copy(payment, finished)
         also = hooks.last_write(expected) if hooks is not None else None
-        async with self._autocommit_engine.connect() as connection:
-            done = await repository.finish_initiation_if_pending(
-                connection, payment.id, finished, also
-            )
+        done = await repository.finish_initiation_if_pending(
+            self._engine, payment.id, finished, also
+        )
         if not done:
             return None
         if hooks is not None:

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Executable,
     Insert,
     Row,
     Table,
@@ -28,9 +27,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from app.db import BoundWrite, insert_with_named_params
+from app.db import BoundWrite, execute_on_driver, insert_with_named_params
 from app.pagination import newest_first_page
 from app.payments.domain import (
     ABANDONED_INITIATION_AFTER,
@@ -137,7 +136,7 @@ async def insert_transition(connection: AsyncConnection, values: Mapping[str, An
 
 
 async def insert_all_at_once(
-    connection: AsyncConnection,
+    engine: AsyncEngine,
     payment: Payment,
     audit: Mapping[str, Any],
     also: BoundWrite | None,
@@ -146,11 +145,11 @@ async def insert_all_at_once(
     in one statement of data-modifying CTEs. Run outside an explicit transaction it is still
     atomic, and it costs one round trip instead of five (BEGIN, three INSERTs, COMMIT)."""
     params = {**_payment_values(payment), **audit, **(also.params if also else {})}
-    await connection.execute(_all_at_once(also.statement if also else None), params)
+    await execute_on_driver(engine, _all_at_once(also.statement if also else None), params)
 
 
 @functools.cache
-def _all_at_once(also: Insert | None) -> Executable:
+def _all_at_once(also: Insert | None) -> Insert:
     # One statement object per kind of ``also`` (they are module constants), so each is
     # compiled once.
     statement = _INSERT_TRANSITION.add_cte(_INSERT_PAYMENT.cte("new_payment"))
@@ -170,7 +169,7 @@ async def update_returning(
 
 
 async def finish_initiation_if_pending(
-    connection: AsyncConnection,
+    engine: AsyncEngine,
     payment_id: str,
     finished: Mapping[str, Any],
     also: BoundWrite | None,
@@ -187,16 +186,17 @@ async def finish_initiation_if_pending(
         **{f"finish_{name}": value for name, value in finished.items()},
     }
     if also is None:
-        result = await connection.execute(_FINISH_IF_PENDING, params)
+        changed = await execute_on_driver(engine, _FINISH_IF_PENDING, params)
     else:
         if not isinstance(also.statement, Update):
             raise TypeError("also must be an UPDATE")
-        result = await connection.execute(_finish_then(also.statement), {**params, **also.params})
-    return int(result.rowcount) == 1
+        statement = _finish_then(also.statement)
+        changed = await execute_on_driver(engine, statement, {**params, **also.params})
+    return changed == 1
 
 
 @functools.cache
-def _finish_then(also: Update) -> Executable:
+def _finish_then(also: Update) -> Update:
     # ``also`` only touches its row if the payment's UPDATE did (it returns a row then).
     finished = _FINISH_IF_PENDING.returning(PAYMENTS.c.id).cte("finished")
     return also.where(exists(select(finished.c.id)))

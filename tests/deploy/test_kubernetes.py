@@ -645,8 +645,8 @@ def test_the_secret_file_operators_write_is_ignored_by_git() -> None:
 def test_database_connections_fit_the_postgres_budget(
     builds: dict[str, list[Manifest]], name: str
 ) -> None:
-    """Every process keeps DATABASE_POOL_SIZE connections plus half as many under bursts
-    (app/db.py): at the autoscaler's maximum, with every worker and the migration running, the
+    """Every process keeps at most DATABASE_POOL_SIZE connections (app/db.py: no overflow): at
+    the autoscaler's maximum, with every worker and the migration running, the
     sum stays under the max_connections the build says it is sized for."""
     manifests = builds[name]
     configmap = find(manifests, "ConfigMap", "momo-gateway-settings")
@@ -654,7 +654,7 @@ def test_database_connections_fit_the_postgres_budget(
     pool = Settings(
         _env_file=None, database_pool_size=settings_data(manifests)["DATABASE_POOL_SIZE"]
     )
-    per_process = pool.database_pool_size + pool.database_pool_size // 2
+    per_process = pool.database_pool_size
     api_max = find(manifests, "HorizontalPodAutoscaler", "momo-gateway-api")["spec"]["maxReplicas"]
     workers = find(manifests, "Deployment", "momo-gateway-worker")["spec"]["replicas"]
 
