@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from fastapi import Response
-from fastapi.responses import JSONResponse
 
 from app.db import BoundWrite
 from app.errors import PROBLEM_JSON, AppError, problem_for
@@ -29,7 +28,7 @@ IDEMPOTENCY_KEY_DESCRIPTION = (
 )
 
 Created = TypeVar("Created")
-Render = Callable[[Created], JSONResponse]
+Render = Callable[[Created], Response]
 Create = Callable[["IdempotentCreation[Created] | None"], Awaitable[Created]]
 
 
@@ -63,8 +62,8 @@ class IdempotentCreation(Generic[Created]):
         self._render = render
         self.already_claimed = False  # set when we took over an abandoned claim
         self.holds_claim = False  # our claim is committed and has no response yet
-        self.response: JSONResponse | None = None  # as stored for the key, once committed
-        self._answer: JSONResponse | None = None
+        self.response: Response | None = None  # as stored for the key, once committed
+        self._answer: Response | None = None
 
     def first_write(self) -> BoundWrite | None:
         if self.already_claimed:
@@ -138,7 +137,7 @@ async def create_idempotently(
 
 async def _created(
     create: Create[Created], creation: IdempotentCreation[Created] | None, render: Render[Created]
-) -> JSONResponse:
+) -> Response:
     """Create, and answer with exactly the bytes stored for the key (if there is one)."""
     try:
         created = await create(creation)
@@ -152,7 +151,7 @@ async def _created(
     return render(created)
 
 
-async def _answer(run: Callable[[], Awaitable[JSONResponse]]) -> JSONResponse:
+async def _answer(run: Callable[[], Awaitable[Response]]) -> Response:
     try:
         return await run()
     except AppError as exc:

@@ -259,8 +259,14 @@ class PaymentCreation:
         """PostgreSQL, and the payment still pending (nearly always): it is then exactly what
         we created plus ``finished``, so it needs no reading back, and one autocommitted
         statement records both writes instead of a transaction of four round trips.
-        None: something changed the payment meanwhile (nothing was written)."""
-        expected = repository.updated_copy(payment, finished)
+        None: something changed the payment meanwhile (nothing was written).
+
+        ``payment`` (ours, in no session) is given ``finished`` first, for the hooks to render
+        the response from: a fresh copy cost more than the statement. When this returns None
+        the caller records the initiation from the row instead and drops ``payment``."""
+        for name, value in finished.items():
+            setattr(payment, name, value)
+        expected = payment
         also = hooks.last_write(expected) if hooks is not None else None
         done = await repository.finish_initiation_if_pending(
             self._engine, payment.id, finished, also

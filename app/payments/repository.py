@@ -90,12 +90,6 @@ def payment_from_row(row: Row[Any]) -> Payment:
     return Payment(**{_ATTRIBUTE_FOR_COLUMN[key]: value for key, value in row._mapping.items()})
 
 
-def updated_copy(payment: Payment, values: Mapping[str, Any]) -> Payment:
-    """A detached copy of ``payment`` with ``values`` (attribute names) applied."""
-    current = {name: getattr(payment, name) for name in _COLUMN_FOR_ATTRIBUTE}
-    return Payment(**{**current, **values})
-
-
 def _column_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return {_COLUMN_FOR_ATTRIBUTE[name]: value for name, value in values.items()}
 
