@@ -104,6 +104,17 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def git_revision(revision: str) -> str:
+    """The short commit id ``revision`` names."""
+    return subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", f"{revision}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout.strip()
+
+
 def git_state() -> str:
     """The commit the benchmarked code is at, and whether app/ differs from it (read-only git)."""
     try:
@@ -210,15 +221,17 @@ def start(
     ready_url: str | None = None,
     url: str | None = None,
     stdout_to_log: bool = True,
+    code: Path = REPO,
 ) -> Service:
+    """Start ``command`` with ``code`` (a checkout; this one by default) first on its path."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     log = log_path.open("ab")
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **env}
+    full_env = {**os.environ, "PYTHONPATH": str(code), **env}
     process = subprocess.Popen(
         command,
         env=full_env,
-        cwd=REPO,
+        cwd=code,
         stdout=log if stdout_to_log else subprocess.DEVNULL,
         stderr=log,
         start_new_session=True,
@@ -472,7 +485,9 @@ def start_gateway(
     workers: int = 1,
     name: str = "gateway",
     extra_env: Mapping[str, str] | None = None,
+    code: Path = REPO,
 ) -> Service:
+    """``momo-gateway serve``; ``code``: the checkout whose ``app`` it runs (see export_code)."""
     port = free_port()
     base = f"http://{HOST}:{port}"
     env = gateway_env(
@@ -488,7 +503,24 @@ def start_gateway(
         log_dir=log_dir,
         ready_url=f"{base}/readyz",
         url=base,
+        code=code,
     )
+
+
+def export_code(revision: str, into: Path) -> Path:
+    """The tree of ``revision`` (any git revision) written to ``into``, to run an earlier
+    version of the gateway beside this one with the same Python environment. Its database
+    schema must be the current one's (the benchmark migrates with this checkout)."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", revision],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True, timeout=60)
+    return into
 
 
 def start_worker(

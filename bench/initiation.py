@@ -35,6 +35,7 @@ from bench import harness, loadgen
 from bench.harness import Service, SimulatorControl
 
 TWO_WORKERS = "gateway-2w"
+BEFORE = "gateway-before"
 CONCURRENCY_LEVELS = (1, 8, 16, 64, 256)
 LATENCIES = (0.0, 0.3)
 # A number the simulator approves (its failure scenarios end in 000NNN).
@@ -324,8 +325,11 @@ def run(
     two_workers: bool = True,
     do_profile: bool = True,
     backend: str = "auto",
+    before: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
+    """``before``: a git revision whose gateway is measured too, in the same levels, right
+    before this one's (one process; "gateway-before"), for a before/after in one run."""
     work_dir = harness.run_dir("initiation")
     tag = time.strftime("%H%M%S")
     db_url = harness.recreate_database()
@@ -356,6 +360,28 @@ def run(
                 db_url,
             ),
         ]
+        before_commit = None
+        if before is not None:
+            before_commit = harness.git_revision(before)
+            code = harness.export_code(before_commit, work_dir / f"code-{before_commit}")
+            gateway_before = harness.start_gateway(
+                work_dir,
+                db_url=db_url,
+                simulator_url=simulator.url or "",
+                name=BEFORE,
+                code=code,
+            )
+            services.append(gateway_before)
+            targets.insert(
+                -1,
+                Target(
+                    BEFORE,
+                    gateway_before,
+                    auth,
+                    "SELECT count(*) FROM payments WHERE initiation_finished_at IS NOT NULL",
+                    db_url,
+                ),
+            )
         if two_workers:
             # The same gateway as deployed on a 2-core host: two uvicorn workers. Its pools are
             # smaller so every server here fits in PostgreSQL's 100 connections together.
@@ -444,6 +470,7 @@ def run(
             "peak_rss_mb": rss,
             "startup_rss_mb": startup_rss,
             "pg_transactions_per_payment": transactions,
+            "before_commit": before_commit,
             "profile": asdict(profile_result) if profile_result else None,
             "gateway_env": "REDIS_URL set (tokens in Redis, jobs via arq; no worker running)",
             "latency_scope": "mtn.token and mtn.requesttopay (endpoint_faults)",
@@ -468,6 +495,9 @@ def main() -> None:
     parser.add_argument("--no-two-workers", action="store_true", help="skip the 2-worker gateway")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--backend", choices=["auto", "wrk", "httpx"], default="auto")
+    parser.add_argument(
+        "--before", metavar="REV", help="also measure the gateway of this git revision, beside"
+    )
     args = parser.parse_args()
     output = run(
         quick=args.quick,
@@ -477,6 +507,7 @@ def main() -> None:
         two_workers=not args.no_two_workers,
         do_profile=not args.no_profile,
         backend=args.backend,
+        before=args.before,
     )
     from bench import report
 

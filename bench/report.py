@@ -759,3 +759,211 @@ def refunds_section(output: Mapping[str, Any]) -> str:
             _table(["step", "% of samples"], [[k, v] for k, v in prof["steps"]]),
         ]
     return "\n".join(parts)
+
+
+# --- DESIGN §14: CPU per payment and overload ---------------------------------------------------
+
+CPU_TARGET_MS = 1.2
+PG_CPU_TARGET_MS = 0.5
+PEAK_VS_AIOHTTP_FLOOR = 0.35
+TWO_WORKERS_VS_ONE = 1.3
+SLOW_PROVIDER_RATE_VS_FLOOR = 0.8
+SLOW_PROVIDER_P99_VS_FLOOR = 1.5
+OVERLOAD_P99_VS_P50 = 3.0
+OVERLOAD_REFUSAL_MS = 5.0
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def cpu_targets_section(
+    initiation: Mapping[str, Any], overload: Mapping[str, Any] | None = None
+) -> str:
+    """Each target of the CPU-per-payment work, measured in this run, the floor beside it."""
+    gateway = _levels(initiation, "gateway")
+    floor = _levels(initiation, "floor-aiohttp")
+    two = _levels(initiation, "gateway-2w")
+    rows: list[list[Any]] = []
+
+    at_zero = sorted(c for (latency, c) in gateway if latency == 0 and c >= 8)
+    if at_zero:
+        cpus = [gateway[(0, c)]["cpu_ms_per_payment"] for c in at_zero]
+        floor_cpus = [floor[(0, c)]["cpu_ms_per_payment"] for c in at_zero if (0, c) in floor]
+        rows.append(
+            [
+                f"gateway CPU per payment ≤ {CPU_TARGET_MS} ms at c = "
+                + ", ".join(map(str, at_zero)),
+                " / ".join(f"{cpu:.2f}" for cpu in cpus) + " ms",
+                " / ".join(f"{cpu:.2f}" for cpu in floor_cpus) + " ms" if floor_cpus else "-",
+                _verdict(max(cpus) <= CPU_TARGET_MS),
+            ]
+        )
+    all_zero = sorted(c for (latency, c) in gateway if latency == 0)
+    if all_zero:
+        pg = [gateway[(0, c)]["postgres_cpu_ms_per_payment"] for c in all_zero]
+        floor_pg = [
+            floor[(0, c)]["postgres_cpu_ms_per_payment"] for c in all_zero if (0, c) in floor
+        ]
+        rows.append(
+            [
+                f"PostgreSQL CPU per payment ≤ {PG_CPU_TARGET_MS} ms at every concurrency, flat "
+                "(c = " + ", ".join(map(str, all_zero)) + ")",
+                " / ".join(f"{v:.2f}" for v in pg) + f" ms (max/min {max(pg) / min(pg):.2f}x)",
+                " / ".join(f"{v:.2f}" for v in floor_pg) + " ms" if floor_pg else "-",
+                _verdict(max(pg) <= PG_CPU_TARGET_MS),
+            ]
+        )
+    if gateway and floor:
+        g_peak = max(gateway.values(), key=lambda r: r["throughput"])
+        f_peak = max(floor.values(), key=lambda r: r["throughput"])
+        ratio = g_peak["throughput"] / f_peak["throughput"]
+        rows.append(
+            [
+                f"peak payments/s ≥ {PEAK_VS_AIOHTTP_FLOOR}x the aiohttp floor's peak",
+                f"{g_peak['throughput']}/s (c={g_peak['concurrency']}) = {ratio:.2f}x",
+                f"{f_peak['throughput']}/s (c={f_peak['concurrency']})",
+                _verdict(ratio >= PEAK_VS_AIOHTTP_FLOOR),
+            ]
+        )
+    if gateway and two:
+        g_peak = max(r["throughput"] for r in gateway.values())
+        t_peak = max(r["throughput"] for r in two.values())
+        rows.append(
+            [
+                f"two workers' peak ≥ {TWO_WORKERS_VS_ONE}x one process's",
+                f"{t_peak} / {g_peak} = {t_peak / g_peak:.2f}x",
+                "-",
+                _verdict(t_peak >= TWO_WORKERS_VS_ONE * g_peak),
+            ]
+        )
+    slow_g, slow_f = gateway.get((300, 256)), floor.get((300, 256))
+    if slow_g and slow_f:
+        rate = slow_g["throughput"] / slow_f["throughput"]
+        tail = slow_g["p99_ms"] / slow_f["p99_ms"]
+        rows.append(
+            [
+                f"300 ms provider, c = 256: ≥ {SLOW_PROVIDER_RATE_VS_FLOOR}x the floor's "
+                "payments/s",
+                f"{slow_g['throughput']}/s = {rate:.2f}x",
+                f"{slow_f['throughput']}/s",
+                _verdict(rate >= SLOW_PROVIDER_RATE_VS_FLOOR),
+            ]
+        )
+        rows.append(
+            [
+                f"300 ms provider, c = 256: p99 ≤ {SLOW_PROVIDER_P99_VS_FLOOR}x the floor's",
+                f"{slow_g['p99_ms']} ms = {tail:.2f}x",
+                f"{slow_f['p99_ms']} ms",
+                _verdict(tail <= SLOW_PROVIDER_P99_VS_FLOOR),
+            ]
+        )
+    if overload:
+        rows.extend(overload_target_rows(overload))
+    return "\n".join(
+        [
+            "### Targets: CPU per payment and overload (DESIGN §14)",
+            "",
+            "One process unless stated, 0 ms provider latency unless stated; the floor is "
+            "`bench/floor.py` with aiohttp (asyncpg + aiohttp + uvloop: insert, request-to-pay, "
+            "update), measured in the same levels of the same run.",
+            "",
+            _table(["target", "gateway", "floor", ""], rows),
+        ]
+    )
+
+
+def overload_target_rows(overload: Mapping[str, Any]) -> list[list[Any]]:
+    """The overload target's rows, from ``bench.overload``'s limited run."""
+    limited = next((r for r in overload["runs"] if r["limit"]), None)
+    if limited is None:
+        return []
+    accepted, refused = limited["accepted"], limited["refused"]
+    spread = accepted["p99_ms"] / accepted["p50_ms"] if accepted["p50_ms"] else float("inf")
+    refusal_ok = (
+        refused["count"] > 0
+        and refused["p99_ms"] < OVERLOAD_REFUSAL_MS
+        and limited["refusals_without_retry_after"] == 0
+    )
+    return [
+        [
+            f"overload (MAX_REQUESTS_IN_FLIGHT={limited['limit']}, c = "
+            f"{limited['concurrency']}): accepted p99 ≤ {OVERLOAD_P99_VS_P50}x their p50",
+            f"p50 {accepted['p50_ms']} / p99 {accepted['p99_ms']} ms = {spread:.2f}x",
+            "-",
+            _verdict(spread <= OVERLOAD_P99_VS_P50),
+        ],
+        [
+            f"overload: the rest answered 503 overloaded with Retry-After in < "
+            f"{OVERLOAD_REFUSAL_MS:g} ms",
+            f"{refused['count']} refusals, p99 {refused['p99_ms']} ms, max "
+            f"{refused['max_ms']} ms, {limited['refusals_without_retry_after']} without "
+            "Retry-After",
+            "-",
+            _verdict(refusal_ok),
+        ],
+        [
+            "overload: no payment half-made (the invariant checker holds)",
+            limited["invariants"],
+            "-",
+            _verdict(limited["invariants_hold"]),
+        ],
+    ]
+
+
+def side_by_side_section(initiation: Mapping[str, Any]) -> str:
+    """The gateway of an earlier commit and this one, in the same levels of the same run."""
+    before = _levels(initiation, "gateway-before")
+    after = _levels(initiation, "gateway")
+    if not before:
+        return ""
+    rows = []
+    for key in sorted(before):
+        old, new = before[key], after.get(key)
+        if new is None:
+            continue
+        rows.append(
+            [
+                key[0],
+                key[1],
+                old["throughput"],
+                new["throughput"],
+                _ratio(new["throughput"], old["throughput"]),
+                f"{old['cpu_ms_per_payment']:.2f}",
+                f"{new['cpu_ms_per_payment']:.2f}",
+                _ratio(new["cpu_ms_per_payment"], old["cpu_ms_per_payment"]),
+                f"{old['postgres_cpu_ms_per_payment']:.2f}",
+                f"{new['postgres_cpu_ms_per_payment']:.2f}",
+                _ratio(new["postgres_cpu_ms_per_payment"], old["postgres_cpu_ms_per_payment"]),
+                f"{old['p99_ms']} / {new['p99_ms']}",
+            ]
+        )
+    commit = initiation.get("before_commit") or "?"
+    return "\n".join(
+        [
+            "### Before / after, side by side",
+            "",
+            f"Before: the gateway at commit {commit}, run from an exported copy of that commit "
+            "with the same Python environment, one process, measured in every level of this "
+            "run right before the current gateway (same database, simulator and load "
+            "generator).",
+            "",
+            _table(
+                [
+                    "latency ms",
+                    "c",
+                    "before /s",
+                    "after /s",
+                    "after/before",
+                    "before CPU ms/pay",
+                    "after CPU ms/pay",
+                    "after/before",
+                    "before PG CPU ms/pay",
+                    "after PG CPU ms/pay",
+                    "after/before",
+                    "p99 ms before / after",
+                ],
+                rows,
+            ),
+        ]
+    )

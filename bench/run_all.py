@@ -65,11 +65,18 @@ def render(
         # Summarised again, so a re-render picks up what bench/profile.py reports today.
         summary = profile.summarise(Path(profile_result["raw_path"]))
         profile_result.update(asdict(summary))
-    command = ".venv/bin/python -m bench.run_all" + (" --quick" if quick else "")
+    before_commit = init.get("before_commit")
+    command = (
+        ".venv/bin/python -m bench.run_all"
+        + (" --quick" if quick else "")
+        + (f" --before-rev {before_commit}" if before_commit else "")
+    )
     refund_result = results.get("refunds")  # absent from runs before bench.refunds existed
     commands = [
         f"{command}   # = the {'six' if refund_result else 'five'} below, in this order, in one go",
-        ".venv/bin/python -m bench.initiation" + (" --quick" if quick else ""),
+        ".venv/bin/python -m bench.initiation"
+        + (" --quick" if quick else "")
+        + (f" --before {before_commit}" if before_commit else ""),
         ".venv/bin/python -m bench.peer --latency 0.3 "
         f"--payments {peer_result['payments']} --threads {PEER_THREADS}",
         ".venv/bin/python -m bench.cold_burst --burst 500",
@@ -84,7 +91,9 @@ def render(
             f"## Results ({finished})"
             + (" — QUICK SMOKE RUN, not for comparison" if quick else ""),
             report.machine_section(machine, commands, minutes),
+            report.cpu_targets_section(init, results.get("overload")),
             report.targets_section(init, peer_result, burst, cb, rec),
+            *([report.side_by_side_section(init)] if before_commit else []),
             *([report.before_after_section(before, results)] if before else []),
             report.initiation_section(init),
             report.peer_section(peer_result, init),
@@ -117,6 +126,11 @@ def main() -> None:
         metavar="ALL_JSON",
         help="an earlier run's all.json, shown beside this run (before/after a change)",
     )
+    parser.add_argument(
+        "--before-rev",
+        metavar="REV",
+        help="a git revision whose gateway benchmark 1 measures too, beside this one's",
+    )
     args = parser.parse_args()
     before = json.loads(args.before.read_text()) if args.before else None
     if args.render:
@@ -135,7 +149,7 @@ def main() -> None:
     log(f"machine: {machine}")
 
     log("1. initiation")
-    init = initiation.run(quick=args.quick, log=log)
+    init = initiation.run(quick=args.quick, before=args.before_rev, log=log)
     log("2. peer")
     peer_result = peer.measure(
         latency=0.3,
