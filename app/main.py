@@ -87,10 +87,10 @@ def create_app(
     )
     install_api_docs(app)
     install_error_handlers(app)
-    # Innermost of the three: an overload refusal is still logged and counted by RequestId.
-    app.add_middleware(InFlightLimit, limit=settings.max_requests_in_flight)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(RequestId)
+    # Outermost: a refusal under overload costs nothing else (app/overload.py).
+    app.add_middleware(InFlightLimit, limit=settings.max_requests_in_flight)
     app.include_router(payments_router)
     app.include_router(refunds_router)
     app.include_router(sms_router)

@@ -21,6 +21,11 @@ HTTP_LATENCY = Histogram(
     "momo_http_request_duration_seconds", "HTTP request latency", ["method", "route"]
 )
 PAYMENTS_CREATED = Counter("momo_payments_created_total", "Payments created", ["provider"])
+# Not in momo_http_requests_total: a refusal skips every other layer to stay cheap.
+OVERLOAD_REFUSALS = Counter(
+    "momo_overload_refusals_total",
+    "POST /v1/payments answered 503 overloaded (MAX_REQUESTS_IN_FLIGHT reached)",
+)
 PAYMENT_TRANSITIONS = Counter(
     "momo_payment_transitions_total",
     "Payment status transitions",

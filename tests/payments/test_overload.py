@@ -71,3 +71,54 @@ async def test_past_the_limit_a_payment_is_refused_at_once_and_nothing_is_writte
                 "/v1/payments", json=body("O-3"), headers={"Idempotency-Key": "k-3"}
             )
             assert retried.status_code == 201
+
+
+async def test_refusals_are_counted_and_logged_once_per_second_with_their_number(caplog) -> None:
+    from app.metrics import OVERLOAD_REFUSALS
+    from app.overload import InFlightLimit
+
+    release = asyncio.Event()
+
+    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+        await release.wait()
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    now = [100.0]
+    limit = InFlightLimit(slow_app, limit=1, clock=lambda: now[0])
+    scope = {"type": "http", "method": "POST", "path": "/v1/payments", "headers": []}
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    def refusal_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "app.overload"]
+
+    before = OVERLOAD_REFUSALS._value.get()
+    held = asyncio.create_task(limit(scope, receive, send))
+
+    async def first_in_flight() -> bool:
+        return limit.in_flight == 1
+
+    await eventually(first_in_flight, what="the first request to be in flight")
+    with caplog.at_level("WARNING", logger="app.overload"):
+        for _ in range(5):
+            await limit(scope, receive, send)
+        now[0] += 0.5
+        await limit(scope, receive, send)
+        now[0] += 0.6  # over a second since the first line
+        await limit(scope, receive, send)
+    release.set()
+    await held
+
+    assert statuses == [503] * 7 + [201]
+    assert OVERLOAD_REFUSALS._value.get() - before == 7
+    lines = refusal_lines()
+    assert len(lines) == 2  # the first refusal at once, then the next second's
+    assert lines[0].startswith("overloaded: refused 1 payment request(s) with 1 in flight")
+    assert lines[1].startswith("overloaded: refused 6 payment request(s)")
