@@ -23,6 +23,7 @@ from bench import (
     cold_burst,
     harness,
     initiation,
+    overload,
     peer,
     profile,
     reconcile,
@@ -73,7 +74,7 @@ def render(
     )
     refund_result = results.get("refunds")  # absent from runs before bench.refunds existed
     commands = [
-        f"{command}   # = the {'six' if refund_result else 'five'} below, in this order, in one go",
+        f"{command}   # = the commands below, in this order, in one go",
         ".venv/bin/python -m bench.initiation"
         + (" --quick" if quick else "")
         + (f" --before {before_commit}" if before_commit else ""),
@@ -86,6 +87,12 @@ def render(
     ]
     if refund_result:
         commands.append(".venv/bin/python -m bench.refunds" + (" --quick" if quick else ""))
+    overload_result = results.get("overload")
+    if overload_result:
+        commands.append(
+            ".venv/bin/python -m bench.overload"
+            + (f" --requests {overload_result['target']}" if quick else "")
+        )
     block = "\n\n".join(
         [
             f"## Results ({finished})"
@@ -101,6 +108,7 @@ def render(
             report.callbacks_section(cb),
             report.reconcile_section(rec),
             *([report.refunds_section(refund_result)] if refund_result else []),
+            *([overload.render(overload_result).rstrip()] if overload_result else []),
             report.rss_section(init, cb, rec, peer_result),
             report.profile_section(init.get("profile")),
         ]
@@ -168,6 +176,10 @@ def main() -> None:
     rec = reconcile.run(payments=1000 if args.quick else reconcile.PAYMENTS, log=log)
     log("6. refunds")
     refund_result = refunds.run(quick=args.quick, log=log)
+    log("7. overload")
+    overload_result = overload.run(
+        target=overload.QUICK_REQUESTS if args.quick else overload.REQUESTS, log=log
+    )
     minutes = (time.monotonic() - started) / 60
     end_state = harness.git_state()
     if end_state != machine.get("git"):
@@ -182,6 +194,7 @@ def main() -> None:
         "callbacks": cb,
         "reconcile": rec,
         "refunds": refund_result,
+        "overload": overload_result,
         "minutes": minutes,
         "quick": args.quick,
         "finished_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
