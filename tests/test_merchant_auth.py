@@ -32,3 +32,38 @@ async def test_unknown_keys_are_looked_up_every_time(runtime):
         runtime.sessions, name="Shop", callback_url="https://s.example/"
     )
     assert await cache.merchant_for(created.api_key) is not None
+
+
+async def test_requests_in_flight_for_an_expired_key_share_one_lookup(runtime, monkeypatch):
+    import asyncio
+
+    from app.merchants import auth
+    from tests.e2e.stack import eventually
+
+    created = await create_merchant(runtime.sessions, name="Shop", callback_url="https://s/")
+    cache = ApiKeyCache(runtime.sessions, ttl=0)  # every entry has expired by the next request
+    lookups = 0
+    gate = asyncio.Event()
+    real_match = auth.match_api_key
+
+    async def held_match(session, api_key):
+        nonlocal lookups
+        lookups += 1
+        await gate.wait()
+        return await real_match(session, api_key)
+
+    monkeypatch.setattr(auth, "match_api_key", held_match)
+    waiting = [asyncio.create_task(cache.merchant_for(created.api_key)) for _ in range(50)]
+
+    async def one_lookup_started() -> bool:
+        return lookups == 1
+
+    await eventually(one_lookup_started, what="the first lookup")
+    waiting[0].cancel()  # a request that goes away does not cancel the others' lookup
+    gate.set()
+    answers = await asyncio.gather(*waiting[1:])
+
+    assert {merchant.id for merchant in answers} == {created.id}
+    assert lookups == 1
+    await cache.merchant_for(created.api_key)  # later, expired again: looked up again
+    assert lookups == 2
