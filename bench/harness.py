@@ -397,6 +397,17 @@ def psql_value(db_url: str, query: str) -> str:
     return out.stdout.strip()
 
 
+def analyze(db_url: str) -> None:
+    """``ANALYZE`` the benchmark's database, as autovacuum would have in production.
+
+    This machine's PostgreSQL runs with ``autovacuum = off``, so a new table never gets
+    statistics, and the plans PostgreSQL picks without them can be far from production's: the
+    conditional ``UPDATE payments … WHERE id = $1 AND status = $2`` then walks the (status,
+    next_check_at) index over every pending payment instead of the primary key, and costs more
+    with every payment in the table (BENCHMARKS.md). Run once the warm-up wrote some rows."""
+    psql_value(db_url, "ANALYZE")
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds the whole machine has been busy (all cores, every process), so a window's
     share not spent by the benchmark's own processes shows load from elsewhere."""

@@ -420,6 +420,7 @@ def run(
             )
         for target in targets:
             warm_up(target, work_dir, tag, backend)
+        harness.analyze(db_url)
         transactions = {
             t.name: transactions_per_payment(t, work_dir, tag, backend)
             for t in targets

@@ -505,6 +505,7 @@ async def _measure(
         url, auth, f"{tag}-warmup", target=WARMUP_REQUESTS, concurrency=WARMUP_CONCURRENCY
     )
     await wait_until(initiations_done, INITIATION_TIMEOUT)
+    harness.analyze(db_url)
 
     (user0, sys0), pg0 = gateway.cpu_split(), harness.postgres_cpu_seconds()
     sim0, busy0, t0 = simulator.cpu_seconds(), harness.machine_busy_seconds(), time.monotonic()
