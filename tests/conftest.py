@@ -101,6 +101,22 @@ async def pg_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]
         yield url
 
 
+async def terminate_other_connections(url: str) -> None:
+    """Have PostgreSQL drop every connection to ``url``'s database but the one asking (from an
+    engine of its own, so idle connections in other pools stay where they are, now dead)."""
+    admin = create_engine(url)
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+    finally:
+        await admin.dispose()
+
+
 async def empty_tables(url: str) -> None:
     engine = create_engine(url)
     async with engine.begin() as connection:

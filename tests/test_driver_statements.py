@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from app.db import create_engine, execute_on_driver, retry_once_on_disconnect
 from app.idempotency import _INSERT_CLAIM as INSERT_CLAIM
 from app.idempotency import IdempotencyRecord
+from tests.conftest import terminate_other_connections
 
 RECORDS = IdempotencyRecord.__table__
 
@@ -72,15 +73,7 @@ async def test_a_dead_pooled_connection_is_discarded_and_the_retry_writes(clean_
     at = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
     try:
         await execute_on_driver(engine, INSERT_CLAIM, claim("k-warm", at))  # one idle connection
-        admin = create_engine(clean_pg)
-        async with admin.connect() as connection:
-            await connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            )
-        await admin.dispose()
+        await terminate_other_connections(clean_pg)
         failures: list[DBAPIError] = []
 
         async def write() -> int:

@@ -10,7 +10,11 @@ from sqlalchemy import inspect, text
 from app.db import create_engine
 from app.migrate import downgrade_async, upgrade_async
 from app.models import Base
-from tests.conftest import _create_postgres_database, _drop_postgres_database
+from tests.conftest import (
+    _create_postgres_database,
+    _drop_postgres_database,
+    terminate_other_connections,
+)
 from tests.services import need_postgres
 
 
@@ -76,15 +80,7 @@ async def test_a_dead_pooled_connection_costs_one_retry_not_a_lost_write(clean_p
     try:
         async with sessions() as session:  # leaves one idle connection in the pool
             await session.execute(text("SELECT 1"))
-        admin = create_engine(clean_pg)  # its own pool: the idle connection stays where it is
-        async with admin.connect() as connection:
-            await connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            )
-        await admin.dispose()
+        await terminate_other_connections(clean_pg)
         attempts = 0
 
         async def write() -> int:
