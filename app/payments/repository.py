@@ -3,7 +3,9 @@
 Reads go through the ORM session. The writes on the hot path (creating a payment, recording
 its initiation, changing its status) are Core statements on a connection: the ORM's unit of
 work, identity map and per-statement compilation were most of a payment's CPU time. The
-statements are built once, at import, so SQLAlchemy compiles and caches each of them once.
+statements are built once, at import, so SQLAlchemy compiles and caches each of them once. On
+PostgreSQL a payment's two writes (``insert_all_at_once``, ``finish_initiation_if_pending``) go
+further and run straight on the asyncpg connection (``app.db.execute_on_driver``).
 """
 
 from __future__ import annotations
