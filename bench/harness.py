@@ -384,10 +384,8 @@ def create_merchant(db_url: str, callback_url: str) -> dict[str, str]:
     return result
 
 
-def flush_redis() -> None:
-    subprocess.run(
-        ["redis-cli", "-u", REDIS_URL, "FLUSHDB"], check=True, capture_output=True, timeout=30
-    )
+def flush_redis(url: str = REDIS_URL) -> None:
+    subprocess.run(["redis-cli", "-u", url, "FLUSHDB"], check=True, capture_output=True, timeout=30)
 
 
 def psql_value(db_url: str, query: str) -> str:

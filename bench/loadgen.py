@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,7 +187,8 @@ def _run_wrk(
     )
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest rank of ``q`` (0-100) in values already sorted; 0.0 for none."""
     if not sorted_values:
         return 0.0
     index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
@@ -242,9 +243,9 @@ async def _run_httpx(
         requests=done,
         seconds=seconds,
         throughput=done / seconds if seconds else 0.0,
-        p50_ms=_percentile(latencies, 50) * 1000,
-        p90_ms=_percentile(latencies, 90) * 1000,
-        p99_ms=_percentile(latencies, 99) * 1000,
+        p50_ms=percentile(latencies, 50) * 1000,
+        p90_ms=percentile(latencies, 90) * 1000,
+        p99_ms=percentile(latencies, 99) * 1000,
         max_ms=(latencies[-1] if latencies else 0.0) * 1000,
         mean_ms=(sum(latencies) / done if done else 0.0) * 1000,
         statuses=dict(statuses),

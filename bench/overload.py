@@ -45,7 +45,6 @@ import itertools
 import json
 import os
 import random
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -61,6 +60,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench import harness
 from bench.harness import Service, SimulatorControl
+from bench.loadgen import percentile
 from tests.receiver import Receiver, storefront_receiver
 from tests.reliability.invariants import (
     check_invariants,
@@ -105,14 +105,6 @@ WORKER_ENV = {
 
 
 # --- the load -------------------------------------------------------------------------------------
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest rank, as ``bench.loadgen`` reads its percentiles."""
-    if not sorted_values:
-        return 0.0
-    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
-    return sorted_values[index]
 
 
 @dataclass
@@ -306,12 +298,6 @@ async def wait_until(
         await asyncio.sleep(POLL_SECONDS)
 
 
-def flush_redis() -> None:
-    subprocess.run(
-        ["redis-cli", "-u", REDIS_URL, "FLUSHDB"], check=True, capture_output=True, timeout=30
-    )
-
-
 def server_durations(log_path: Path | None, status: int) -> list[float]:
     """``duration_ms`` of the gateway's access log lines for ``POST /v1/payments`` answered
     ``status``: time inside the application, from the outermost middleware to the response."""
@@ -430,7 +416,7 @@ async def run_limit(
 ) -> LimitRun:
     work_dir = base_dir / f"limit-{limit}-retry-{retry_delay:g}s"
     db_url = harness.recreate_database(DATABASE)
-    flush_redis()
+    harness.flush_redis(REDIS_URL)
     engine = create_async_engine(
         db_url.replace("postgresql://", "postgresql+asyncpg://", 1), pool_size=2
     )

@@ -53,12 +53,19 @@ def need_redis() -> str:
     return need("Redis", TEST_REDIS_URL, 6379)
 
 
-def need_chromium() -> str:
-    """The path of Debian's ``chromium`` (never a browser downloaded at run time)."""
-    path = shutil.which("chromium")
+def need_program(name: str, missing: str) -> str:
+    """The path of the program ``name``. Skips without it (saying ``missing``), or fails with
+    ``MOMO_REQUIRE_SERVICES=1`` as in CI."""
+    path = shutil.which(name)
     if path is not None:
         return path
-    message = "chromium is not installed: pages are not rendered in a real browser"
     if services_required():
-        pytest.fail(message + " (MOMO_REQUIRE_SERVICES=1)")
-    pytest.skip(message)
+        pytest.fail(missing + " (MOMO_REQUIRE_SERVICES=1)")
+    pytest.skip(missing)
+
+
+def need_chromium() -> str:
+    """The path of Debian's ``chromium`` (never a browser downloaded at run time)."""
+    return need_program(
+        "chromium", "chromium is not installed: pages are not rendered in a real browser"
+    )

@@ -7,11 +7,9 @@ series nobody serves (a typo there is silent: the panel stays empty, the alert n
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,7 +20,7 @@ from app.providers.base import ProviderPaymentStatus, StatusResult
 from app.vocabulary import Provider
 from tests.conftest import PAYMENT_BODY, make_settings, migrated_database, running_app
 from tests.fakes import FakeProvider
-from tests.services import services_required
+from tests.services import need_program
 
 # Series Prometheus makes itself for every scrape target; panels and rules may read them.
 PROMETHEUS_BUILTINS = frozenset({"up"})
@@ -170,14 +168,10 @@ async def exercised_exposition(directory: Path) -> str:
 
 def need_promtool() -> str:
     """The path of ``promtool`` (Debian's ``prometheus`` package; ``.ci/tools/promtool.sh``
-    installs it). Skips without it, or fails with ``MOMO_REQUIRE_SERVICES=1`` as in CI."""
-    path = shutil.which("promtool")
-    if path is not None:
-        return path
-    message = "promtool is not installed (bash .ci/tools/promtool.sh installs it)"
-    if services_required():
-        pytest.fail(message + " (MOMO_REQUIRE_SERVICES=1)")
-    pytest.skip(message)
+    installs it)."""
+    return need_program(
+        "promtool", "promtool is not installed (bash .ci/tools/promtool.sh installs it)"
+    )
 
 
 def promtool(*arguments: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
